@@ -1,0 +1,96 @@
+//! The command line as parsed, before validation (see [`crate::config`] for the checked form).
+//!
+//! Commands and tcpdump-compatible flags are fixed by the project's contract; keep their names.
+
+use clap::{Args, Parser, Subcommand};
+
+/// tcplens: reads packet captures, rebuilds every TCP connection and explains each packet.
+#[derive(Debug, Parser)]
+#[command(name = "tcplens", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a pcap or pcapng capture (`-` for standard input).
+    Read {
+        /// The capture file, or `-` for standard input.
+        file: String,
+        /// A tcpdump (libpcap) filter expression.
+        filter: Vec<String>,
+        /// Output and analysis options.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// Output selection and tcpdump's printing flags, shared by `read` and `live`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct OutputArgs {
+    /// Print only the line `tcpdump -n` prints for each TCP packet.
+    #[arg(long, group = "mode")]
+    pub plain: bool,
+    /// Print only the end-of-run tables.
+    #[arg(long, group = "mode")]
+    pub summary: bool,
+    /// Print one JSON document when the run ends.
+    #[arg(long, group = "mode")]
+    pub json: bool,
+    /// Print one JSON record per line as the capture is read.
+    #[arg(long, group = "mode")]
+    pub ndjson: bool,
+    /// Spell out the sequence arithmetic of handshake and close steps.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print absolute TCP sequence numbers (tcpdump -S).
+    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
+    pub absolute: bool,
+    /// Timestamp format: -t none, -tt epoch, -ttt delta, -tttt date, -ttttt since first.
+    #[arg(short = 't', action = clap::ArgAction::Count)]
+    pub t: u8,
+    /// Print timestamps with nanoseconds (tcpdump --nano).
+    #[arg(long = "nano", visible_alias = "time-stamp-precision-nano")]
+    pub nano: bool,
+    /// Print a packet number at the start of each line (tcpdump -#).
+    #[arg(short = '#', long = "number")]
+    pub number: bool,
+    /// Print the link-level header (tcpdump -e).
+    #[arg(short = 'e')]
+    pub link_header: bool,
+    /// Verbose: IP header fields and the TCP checksum verdict (tcpdump -v).
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Stop after this many packets (tcpdump -c).
+    #[arg(short = 'c')]
+    pub count: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tcpdump_style_flags_parse() {
+        let cli =
+            Cli::try_parse_from(["tcplens", "read", "x.pcap", "-tttt", "-#", "-S", "-vv"]).unwrap();
+        let Command::Read { output, .. } = cli.command;
+        assert_eq!(output.t, 4);
+        assert!(output.number && output.absolute);
+        assert_eq!(output.verbose, 2);
+    }
+
+    #[test]
+    fn output_modes_are_exclusive() {
+        assert!(Cli::try_parse_from(["tcplens", "read", "x", "--plain", "--json"]).is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! The validated run configuration, built from the parsed flags once all parsing is done.
+
+use crate::cli::OutputArgs;
+
+/// Which report the run produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// tcpdump lines with an annotation after each, tables at the end.
+    Annotated,
+    /// Only tcpdump's line for each TCP packet.
+    Plain,
+    /// Only the end-of-run tables.
+    Summary,
+    /// One JSON document at the end.
+    Json,
+    /// One JSON record per line, streamed.
+    Ndjson,
+}
+
+/// How timestamps are printed (tcpdump's `-t` family).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// `HH:MM:SS.ffffff` in local time (default).
+    Clock,
+    /// No timestamp (`-t`).
+    None,
+    /// Seconds since the epoch (`-tt`).
+    Epoch,
+    /// Delta since the previous packet (`-ttt`).
+    Delta,
+    /// Date and local time (`-tttt`).
+    Date,
+    /// Delta since the first packet (`-ttttt`).
+    SinceFirst,
+}
+
+/// How the tcpdump line is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineFormat {
+    /// Timestamp style.
+    pub time: TimeFormat,
+    /// Nanosecond digits.
+    pub nano: bool,
+    /// Absolute sequence numbers (`-S`).
+    pub absolute: bool,
+    /// Packet numbers (`-#`).
+    pub number: bool,
+    /// Link-level header (`-e`).
+    pub link_header: bool,
+    /// Verbosity (`-v` count).
+    pub verbose: u8,
+}
+
+/// Everything a run needs, checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The report.
+    pub mode: Mode,
+    /// The tcpdump line's format.
+    pub line: LineFormat,
+    /// Spell out handshake and close arithmetic.
+    pub explain: bool,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+}
+
+impl Config {
+    /// Checks the output flags and builds the configuration.
+    pub fn from_output_args(a: &OutputArgs) -> anyhow::Result<Config> {
+        let mode = if a.plain {
+            Mode::Plain
+        } else if a.summary {
+            Mode::Summary
+        } else if a.json {
+            Mode::Json
+        } else if a.ndjson {
+            Mode::Ndjson
+        } else {
+            Mode::Annotated
+        };
+        let time = match a.t {
+            0 => TimeFormat::Clock,
+            1 => TimeFormat::None,
+            2 => TimeFormat::Epoch,
+            3 => TimeFormat::Delta,
+            4 => TimeFormat::Date,
+            5 => TimeFormat::SinceFirst,
+            n => anyhow::bail!("-t given {n} times: at most 5 (-ttttt)"),
+        };
+        Ok(Config {
+            mode,
+            line: LineFormat {
+                time,
+                nano: a.nano,
+                absolute: a.absolute,
+                number: a.number,
+                link_header: a.link_header,
+                verbose: a.verbose,
+            },
+            explain: a.explain,
+            count: a.count,
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! Report stage: the printers, peers over one stream of decoded packets.
+
+pub mod tcpdump;
