@@ -47,8 +47,8 @@ fn measure(name: &str, path: &Path, args: OutputArgs, runs: usize) {
     for _ in 0..runs {
         let mut sink = std::io::sink();
         let start = Instant::now();
-        let outcome =
-            tcplens::pipeline::run_file(path.to_str().unwrap(), &cfg, &mut sink).expect("run");
+        let outcome = tcplens::pipeline::run_file(path.to_str().unwrap(), &cfg, None, &mut sink)
+            .expect("run");
         times.push(start.elapsed().as_secs_f64());
         packets = outcome.stats.packets;
     }

@@ -17,6 +17,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod filter;
 pub mod pipeline;
 pub mod report;
 pub mod stats;

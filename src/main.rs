@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use tcplens::cli::{Cli, Command};
 use tcplens::config::{Config, Mode};
+use tcplens::filter::Filter;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -33,13 +34,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             filter,
             output,
         } => {
-            if !filter.is_empty() {
-                anyhow::bail!("filter expressions are not supported yet");
-            }
             let cfg = Config::from_output_args(&output)?;
+            let filter = Filter::from_words(&filter)?;
             let stdout = io::stdout();
             let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-            let outcome = tcplens::pipeline::run_file(&file, &cfg, &mut out)?;
+            let outcome = tcplens::pipeline::run_file(&file, &cfg, filter, &mut out)?;
             out.flush()?;
             let stderr = io::stderr();
             let mut err = stderr.lock();
