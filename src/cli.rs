@@ -26,6 +26,36 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Capture live on an interface (needs root or CAP_NET_RAW / CAP_NET_ADMIN).
+    Live {
+        /// The interface to capture on.
+        #[arg(
+            short = 'i',
+            long = "interface",
+            required_unless_present = "list_interfaces"
+        )]
+        iface: Option<String>,
+        /// List the interfaces that can be captured on, as tcpdump -D does.
+        #[arg(short = 'D', long = "list-interfaces")]
+        list_interfaces: bool,
+        /// Bytes to capture of each packet (tcpdump -s; 0 means 262144).
+        #[arg(short = 's', long = "snapshot-length", default_value_t = 262_144)]
+        snaplen: i32,
+        /// Also write the raw packets to this pcap file (tcpdump -w).
+        #[arg(short = 'w')]
+        write: Option<String>,
+        /// Do not put the interface into promiscuous mode (tcpdump -p).
+        #[arg(short = 'p', long = "no-promiscuous-mode")]
+        no_promisc: bool,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// A tcpdump (libpcap) filter expression, run in the kernel.
+        filter: Vec<String>,
+        /// Output and analysis options.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }
 
 /// Output selection and tcpdump's printing flags, shared by `read` and `live`.
@@ -83,10 +113,42 @@ mod tests {
     fn tcpdump_style_flags_parse() {
         let cli =
             Cli::try_parse_from(["tcplens", "read", "x.pcap", "-tttt", "-#", "-S", "-vv"]).unwrap();
-        let Command::Read { output, .. } = cli.command;
+        let Command::Read { output, .. } = cli.command else {
+            panic!("not read")
+        };
         assert_eq!(output.t, 4);
         assert!(output.number && output.absolute);
         assert_eq!(output.verbose, 2);
+    }
+
+    #[test]
+    fn live_takes_tcpdump_capture_flags() {
+        let cli = Cli::try_parse_from([
+            "tcplens", "live", "-i", "lo", "-c", "5", "-s", "96", "-w", "x.pcap", "-p", "tcp",
+            "port", "80",
+        ])
+        .unwrap();
+        let Command::Live {
+            iface,
+            snaplen,
+            write,
+            no_promisc,
+            filter,
+            output,
+            ..
+        } = cli.command
+        else {
+            panic!("not live")
+        };
+        assert_eq!(iface.as_deref(), Some("lo"));
+        assert_eq!(
+            (snaplen, write.as_deref(), no_promisc),
+            (96, Some("x.pcap"), true)
+        );
+        assert_eq!(filter, ["tcp", "port", "80"]);
+        assert_eq!(output.count, Some(5));
+        assert!(Cli::try_parse_from(["tcplens", "live"]).is_err());
+        assert!(Cli::try_parse_from(["tcplens", "live", "-D"]).is_ok());
     }
 
     #[test]

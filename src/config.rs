@@ -62,6 +62,8 @@ pub struct Config {
     pub explain: bool,
     /// Stop after this many packets.
     pub count: Option<u64>,
+    /// Flush the output after every packet (live capture streams as packets arrive).
+    pub flush_each: bool,
 }
 
 impl Config {
@@ -99,6 +101,7 @@ impl Config {
             },
             explain: a.explain,
             count: a.count,
+            flush_each: false,
         })
     }
 }

@@ -4,9 +4,10 @@
 use clap::Parser;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
-use tcplens::cli::{Cli, Command};
+use tcplens::cli::{Cli, Command, OutputArgs};
 use tcplens::config::{Config, Mode};
 use tcplens::filter::Filter;
+use tcplens::pipeline::Outcome;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -40,18 +41,99 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
             let outcome = tcplens::pipeline::run_file(&file, &cfg, filter, &mut out)?;
             out.flush()?;
-            let stderr = io::stderr();
-            let mut err = stderr.lock();
-            if matches!(cfg.mode, Mode::Annotated | Mode::Plain | Mode::Summary) {
-                outcome.stats.write_text(&mut err)?;
-            }
-            if let Some(damage) = &outcome.damage {
-                writeln!(err, "tcplens: {damage}")?;
-                return Ok(ExitCode::from(2));
-            }
-            Ok(ExitCode::SUCCESS)
+            report_end(&cfg, &outcome)
         }
+        Command::Live {
+            iface,
+            list_interfaces,
+            snaplen,
+            write,
+            no_promisc,
+            duration,
+            filter,
+            output,
+        } => live(LiveArgs {
+            iface,
+            list_interfaces,
+            snaplen,
+            write,
+            no_promisc,
+            duration,
+            filter,
+            output,
+        }),
     }
+}
+
+/// Writes the end-of-run statistics and any damage; returns the exit status.
+fn report_end(cfg: &Config, outcome: &Outcome) -> anyhow::Result<ExitCode> {
+    let stderr = io::stderr();
+    let mut err = stderr.lock();
+    if matches!(cfg.mode, Mode::Annotated | Mode::Plain | Mode::Summary) {
+        outcome.stats.write_text(&mut err)?;
+    }
+    if let Some(damage) = &outcome.damage {
+        writeln!(err, "tcplens: {damage}")?;
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `live` subcommand's arguments.
+#[cfg_attr(not(feature = "live"), allow(dead_code))]
+struct LiveArgs {
+    iface: Option<String>,
+    list_interfaces: bool,
+    snaplen: i32,
+    write: Option<String>,
+    no_promisc: bool,
+    duration: Option<f64>,
+    filter: Vec<String>,
+    output: OutputArgs,
+}
+
+#[cfg(feature = "live")]
+fn live(a: LiveArgs) -> anyhow::Result<ExitCode> {
+    use tcplens::capture::live::{LiveOptions, list_interfaces};
+    if a.list_interfaces {
+        let mut out = io::stdout().lock();
+        for line in list_interfaces()? {
+            writeln!(out, "{line}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut cfg = Config::from_output_args(&a.output)?;
+    cfg.flush_each = true;
+    let duration = match a.duration {
+        Some(d) if d.is_finite() && d > 0.0 => Some(std::time::Duration::from_secs_f64(d)),
+        Some(d) => anyhow::bail!("--duration must be a positive number of seconds, not {d}"),
+        None => None,
+    };
+    let opts = LiveOptions {
+        iface: a.iface.unwrap_or_default(),
+        snaplen: if a.snaplen <= 0 { 262_144 } else { a.snaplen },
+        promisc: !a.no_promisc,
+        filter: (!a.filter.is_empty()).then(|| a.filter.join(" ")),
+        write: a.write,
+        duration,
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let (outcome, counters) = tcplens::pipeline::run_live(opts, &cfg, &mut out)?;
+    out.flush()?;
+    let code = report_end(&cfg, &outcome)?;
+    if matches!(cfg.mode, Mode::Annotated | Mode::Plain | Mode::Summary) {
+        eprintln!(
+            "{} packets received by filter\n{} packets dropped by kernel\n{} packets dropped by interface",
+            counters.received, counters.dropped, counters.if_dropped
+        );
+    }
+    Ok(code)
+}
+
+#[cfg(not(feature = "live"))]
+fn live(_: LiveArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("live capture needs libpcap: this tcplens was built without the `live` feature")
 }
 
 /// True when the error chain holds a broken pipe: `tcplens ... | head` is not an error.

@@ -1,4 +1,6 @@
-//! Drives one run: capture -> decode -> (filter, flows, analysis, detectors) -> reports.
+//! Drives one run: capture -> decode -> filter -> (flows, analysis, detectors) -> reports.
+//!
+//! [`Run`] holds every stage after the capture; [`run_file`] and [`run_live`] feed it frames.
 
 use crate::capture::file::FileSource;
 use crate::capture::{CaptureError, Frame};
@@ -19,64 +21,120 @@ pub struct Outcome {
     pub damage: Option<CaptureError>,
 }
 
-/// Reads a capture file and writes the configured report to `out`.
+/// The stages after the capture, fed one frame at a time.
+pub struct Run<'o> {
+    cfg: Config,
+    filter: Option<Filter>,
+    printer: TcpdumpPrinter,
+    stats: Stats,
+    out: &'o mut dyn Write,
+    /// Frames that passed the filter: tcpdump's `-#` and `-c` count these.
+    passed: u64,
+    /// An error that must end the run (output I/O, a filter that fails to compile).
+    fatal: Option<anyhow::Error>,
+}
+
+impl<'o> Run<'o> {
+    /// Sets up the stages for one run writing to `out`.
+    pub fn new(cfg: &Config, filter: Option<Filter>, out: &'o mut dyn Write) -> Self {
+        Run {
+            cfg: cfg.clone(),
+            filter,
+            printer: TcpdumpPrinter::new(cfg.line),
+            stats: Stats::default(),
+            out,
+            passed: 0,
+            fatal: None,
+        }
+    }
+
+    /// Handles one captured frame; `Break` ends the capture.
+    pub fn on_frame(&mut self, frame: &Frame<'_>) -> ControlFlow<()> {
+        if let Some(f) = self.filter.as_mut() {
+            match f.matches(frame) {
+                Ok(true) => {}
+                Ok(false) => return ControlFlow::Continue(()),
+                Err(e) => return self.fail(e.into()),
+            }
+        }
+        self.passed += 1;
+        let frame = &Frame {
+            number: self.passed,
+            ..*frame
+        };
+        let d = decode::decode(frame);
+        self.stats.count(d.kind);
+        if d.kind == Kind::Tcp && matches!(self.cfg.mode, Mode::Plain | Mode::Annotated) {
+            let r = self
+                .printer
+                .write_line(self.out, frame, &d)
+                .and_then(|()| self.out.write_all(b"\n"));
+            if let Err(e) = r {
+                return self.fail(e.into());
+            }
+        }
+        if self.cfg.flush_each {
+            if let Err(e) = self.out.flush() {
+                return self.fail(e.into());
+            }
+        }
+        if self.cfg.count.is_some_and(|c| self.passed >= c) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn fail(&mut self, e: anyhow::Error) -> ControlFlow<()> {
+        self.fatal = Some(e);
+        ControlFlow::Break(())
+    }
+
+    /// Ends the run with the capture's result: writes the end-of-run reports.
+    pub fn finish(self, capture: Result<(), CaptureError>) -> anyhow::Result<Outcome> {
+        if let Some(e) = self.fatal {
+            return Err(e);
+        }
+        self.out.flush()?;
+        let damage = match capture {
+            Ok(()) => None,
+            Err(e) if e.is_damage() => Some(e),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Outcome {
+            stats: self.stats,
+            damage,
+        })
+    }
+}
+
+/// Reads a capture file (`-` for standard input) and writes the configured report to `out`.
 ///
 /// Errors are I/O errors on `out` (a broken pipe among them) or an input that cannot be read at
 /// all; damage part-way through is reported in the [`Outcome`].
 pub fn run_file(
     path: &str,
     cfg: &Config,
-    mut filter: Option<Filter>,
+    filter: Option<Filter>,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
     let mut source = FileSource::open(path)?;
-    let mut printer = TcpdumpPrinter::new(cfg.line);
-    let mut stats = Stats::default();
-    let mut fatal: Option<anyhow::Error> = None;
-    let limit = cfg.count.unwrap_or(u64::MAX);
-    let mut passed = 0u64;
-    let result = source.run(|frame| {
-        if let Some(f) = filter.as_mut() {
-            match f.matches(frame) {
-                Ok(true) => {}
-                Ok(false) => return ControlFlow::Continue(()),
-                Err(e) => {
-                    fatal = Some(e.into());
-                    return ControlFlow::Break(());
-                }
-            }
-        }
-        // Like tcpdump's -# and -c, numbering and counting start after the filter.
-        passed += 1;
-        let frame = &Frame {
-            number: passed,
-            ..*frame
-        };
-        let d = decode::decode(frame);
-        stats.count(d.kind);
-        if d.kind == Kind::Tcp && matches!(cfg.mode, Mode::Plain | Mode::Annotated) {
-            let r = printer
-                .write_line(out, frame, &d)
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = r {
-                fatal = Some(e.into());
-                return ControlFlow::Break(());
-            }
-        }
-        if passed >= limit {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    });
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    out.flush()?;
-    let damage = match result {
-        Ok(()) => None,
-        Err(e) if e.is_damage() => Some(e),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Outcome { stats, damage })
+    let mut run = Run::new(cfg, filter, out);
+    let result = source.run(|frame| run.on_frame(frame));
+    run.finish(result)
+}
+
+/// Captures live and writes the configured report to `out`; returns libpcap's counters too.
+#[cfg(feature = "live")]
+pub fn run_live(
+    opts: crate::capture::live::LiveOptions,
+    cfg: &Config,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Outcome, crate::capture::live::LiveStats)> {
+    let mut source = crate::capture::live::LiveSource::open(opts)?;
+    // The kernel already filtered: no user-space filter.
+    let mut run = Run::new(cfg, None, out);
+    let result = source.run(|frame| run.on_frame(frame));
+    let outcome = run.finish(result)?;
+    Ok((outcome, source.stats()))
 }

@@ -2,6 +2,8 @@
 //! [`Frame`]s. Nothing downstream knows which file format or source a frame came from.
 
 pub mod file;
+#[cfg(feature = "live")]
+pub mod live;
 
 use std::fmt;
 
