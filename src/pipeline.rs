@@ -73,10 +73,10 @@ impl<'o> Run<'o> {
                 return self.fail(e.into());
             }
         }
-        if self.cfg.flush_each {
-            if let Err(e) = self.out.flush() {
-                return self.fail(e.into());
-            }
+        if self.cfg.flush_each
+            && let Err(e) = self.out.flush()
+        {
+            return self.fail(e.into());
         }
         if self.cfg.count.is_some_and(|c| self.passed >= c) {
             ControlFlow::Break(())
