@@ -131,7 +131,14 @@ pub fn run_live(
     cfg: &Config,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Outcome, crate::capture::live::LiveStats)> {
-    let mut source = crate::capture::live::LiveSource::open(opts)?;
+    let mut source = crate::capture::live::LiveSource::open(opts.clone())?;
+    // tcpdump's announcement: scripts wait for it before they send traffic.
+    eprintln!(
+        "tcplens: listening on {}, link-type {}, snapshot length {} bytes",
+        opts.iface,
+        source.linktype(),
+        opts.snaplen
+    );
     // The kernel already filtered: no user-space filter.
     let mut run = Run::new(cfg, None, out);
     let result = source.run(|frame| run.on_frame(frame));

@@ -6,7 +6,7 @@ use super::{CaptureError, Frame, Linktype, Timestamp};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How to open the interface.
 #[derive(Clone, Debug)]
@@ -136,9 +136,18 @@ impl LiveSource {
     where
         F: FnMut(&Frame<'_>) -> ControlFlow<()>,
     {
-        let deadline = self.opts.duration.map(|d| Instant::now() + d);
+        if let Some(d) = self.opts.duration {
+            // A read blocked on a quiet interface does not wake up by itself: break it.
+            let flag = Arc::clone(&self.stop);
+            let breaker = self.cap.breakloop_handle();
+            std::thread::spawn(move || {
+                std::thread::sleep(d);
+                flag.store(true, Ordering::SeqCst);
+                breaker.breakloop();
+            });
+        }
         let result = loop {
-            if self.stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+            if self.stop.load(Ordering::SeqCst) {
                 break Ok(());
             }
             match self.cap.next_packet() {
