@@ -18,8 +18,15 @@ for ns in tl-cli tl-srv tl-rtr; do
   if ip netns list | grep -qw "$ns"; then echo "namespace $ns already exists (another run?)" >&2; exit 1; fi
 done
 pidfile=$(mktemp /tmp/tl-captures.XXXXXX)
+child=
 cleanup() {
-  local pid
+  local pid i
+  # Interrupt the driver first so it stops its captures and deletes partial files.
+  if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then
+    kill -INT "$child" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$child" 2>/dev/null || true
+  fi
   # Stop only capture processes this run started (pids recorded by the driver).
   while read -r pid; do
     [[ $pid =~ ^[0-9]+$ ]] && kill -INT "$pid" 2>/dev/null || true
@@ -31,4 +38,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$out"
 # The whole run is bounded; each scenario takes a few seconds.
-timeout -s INT 600 python3 "$here/kernel_captures.py" --out "$out" --pidfile "$pidfile" "$@"
+# Run in the background and wait, so a signal to this script acts at once.
+timeout -s INT 600 python3 "$here/kernel_captures.py" --out "$out" --pidfile "$pidfile" "$@" &
+child=$!
+wait "$child"
