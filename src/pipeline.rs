@@ -1,7 +1,7 @@
 //! Drives one run: capture -> decode -> (filter, flows, analysis, detectors) -> reports.
 
 use crate::capture::CaptureError;
-use crate::capture::file::FileSource;
+use crate::capture::file::{CaptureInfo, FileSource};
 use crate::config::{Config, Mode};
 use crate::decode::{self, Kind};
 use crate::report::tcpdump::TcpdumpPrinter;
@@ -16,6 +16,8 @@ pub struct Outcome {
     pub stats: Stats,
     /// The damage that stopped reading early, if any.
     pub damage: Option<CaptureError>,
+    /// What the capture stage read (absent when the input's header was unreadable).
+    pub input: Option<CaptureInfo>,
 }
 
 /// Reads a capture file and writes the configured report to `out`.
@@ -23,7 +25,18 @@ pub struct Outcome {
 /// Errors are I/O errors on `out` (a broken pipe among them) or an input that cannot be read at
 /// all; damage part-way through is reported in the [`Outcome`].
 pub fn run_file(path: &str, cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let mut source = FileSource::open(path)?;
+    let mut source = match FileSource::open(path) {
+        Ok(source) => source,
+        // No capture header: nothing to report, but it is bad input (exit 2), not an I/O error.
+        Err(e) if e.is_damage() => {
+            return Ok(Outcome {
+                stats: Stats::default(),
+                damage: Some(e),
+                input: None,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut printer = TcpdumpPrinter::new(cfg.line);
     let mut stats = Stats::default();
     let mut io_err: Option<io::Error> = None;
@@ -55,5 +68,9 @@ pub fn run_file(path: &str, cfg: &Config, out: &mut dyn Write) -> anyhow::Result
         Err(e) if e.is_damage() => Some(e),
         Err(e) => return Err(e.into()),
     };
-    Ok(Outcome { stats, damage })
+    Ok(Outcome {
+        stats,
+        damage,
+        input: Some(source.info().clone()),
+    })
 }
