@@ -517,7 +517,7 @@ fn check_block_len(btype: u32, len: u32) -> Result<(), String> {
     };
     if len < min {
         Err(format!("block length {len} is less than {min}"))
-    } else if len % 4 != 0 {
+    } else if !len.is_multiple_of(4) {
         Err(format!("block length {len} is not a multiple of 4"))
     } else if len as usize > MAX_BLOCK {
         Err(format!(
