@@ -263,49 +263,81 @@ def ng_epb(i, **kw):
 
 
 def bad_files():
-    full = good_pcap_prefix(5)
-    r4 = rec(4)
+    """name -> (bytes, packet, offset): the damaged record would be packet `packet` and its
+    header starts at byte `offset` (counted here, where the file is put together)."""
+    files = {}
+
+    def add(name, prefix, rest, packet):
+        files[name] = (prefix + rest, packet, len(prefix))
+
+    # Not captures at all, or a file header cut short: packet 1, offset 0.
+    add("bad-not-a-capture.pcap", b"", b"This is not a packet capture, just some text.\n" * 3, 1)
+    add("bad-empty.pcap", b"", b"", 1)
+    add("bad-short-header.pcap", b"", pcap_header(LE)[:10], 1)
+    add("bad-short-header.pcapng", b"", shb(LE)[:20], 1)
+    # tcpdump killed mid-write: record data cut short, then a record header cut short.
+    add("bad-truncated-data.pcap", good_pcap_prefix(4), rec(4)[: 16 + 30], 5)
+    add("bad-truncated-header.pcap", good_pcap_prefix(4), rec(4)[:7], 5)
+    # Captured length larger than the rest of the file (record 4 claims 1400 bytes).
+    add("bad-caplen-past-eof.pcap", good_pcap_prefix(3), rec(3, caplen=1400), 4)
+    # Captured length larger than libpcap's maximum (262144): damage, however long the file.
+    add("bad-caplen-over-max.pcap", good_pcap_prefix(3), rec(3, caplen=300000) + rec(4), 4)
+    # A record claiming 4 GB: rejected without allocating it.
+    add("bad-huge-caplen.pcap", good_pcap_prefix(2), rec(2, caplen=0xFFFFFFF0) + rec(3), 3)
+    # pcapng block damage.
+    add("bad-block-len-small.pcapng", ng_prefix(2), struct.pack("<II", 6, 8) + ng_epb(2), 3)
+    n = len(ng_epb(2)) - 2
+    add("bad-block-len-unaligned.pcapng", ng_prefix(2), ng_epb(2, length=n, trailer=n) + ng_epb(3), 3)
+    add("bad-block-trailer.pcapng", ng_prefix(3), ng_epb(3, trailer=len(ng_epb(3)) + 4) + ng_epb(4), 4)
+    add("bad-block-huge.pcapng", ng_prefix(2), struct.pack("<III", 6, 0xFFFFFFF0, 0) + ng_epb(2), 3)
+    add("bad-epb-caplen-over-block.pcapng", ng_prefix(2), ng_epb(2, caplen=2000) + ng_epb(3), 3)
+    t = times_ns(10)
+    add(
+        "bad-epb-caplen-over-snaplen.pcapng",
+        shb(LE) + idb(LE, 1, 64) + epb(LE, 0, units_of(t[0], 6), ETH4[0][:64], origlen=len(ETH4[0])),
+        epb(LE, 0, units_of(t[1], 6), ETH4[1]),
+        2,
+    )
+    add("bad-epb-undeclared-iface.pcapng", ng_prefix(3), epb(LE, 1, units_of(t[3], 6), ETH4[3]) + ng_epb(4), 4)
+    # Interfaces belong to their section: interface 1 of section 1 is gone in section 2.
+    add(
+        "bad-iface-from-previous-section.pcapng",
+        shb(LE) + idb(LE, 1) + idb(LE, 1) + ng_epb(0) + epb(LE, 1, units_of(t[1], 6), ETH4[1])
+        + shb(LE) + idb(LE, 1) + ng_epb(2),
+        epb(LE, 1, units_of(t[3], 6), ETH4[3]),
+        4,
+    )
+    add("bad-section-bom.pcapng", ng_prefix(2), shb(LE)[:8] + b"\x11\x22\x33\x44" + shb(LE)[12:] + ng_epb(2), 3)
+    whole = ng_epb(4)
+    add("bad-truncated.pcapng", ng_prefix(4), whole[: len(whole) - 40], 5)
+    add("bad-spb-no-idb.pcapng", shb(LE), spb(LE, len(ETH4[0]), ETH4[0]), 1)
+    return files
+
+
+def odd_files():
+    """Unusual but legal captures that libpcap reads to the end."""
     return {
-        # Not captures at all.
-        "bad-not-a-capture.pcap": b"This is not a packet capture, just some text.\n" * 3,
-        "bad-empty.pcap": b"",
-        "bad-short-header.pcap": pcap_header(LE)[:10],
-        "bad-short-header.pcapng": shb(LE)[:20],
-        # tcpdump killed mid-write: record data cut short, then record header cut short.
-        "bad-truncated-data.pcap": full[: len(full) - len(r4) + 16 + 30],
-        "bad-truncated-header.pcap": full[: len(full) - len(r4) + 7],
-        # Captured length larger than the rest of the file (record 4 claims 1400 bytes).
-        "bad-caplen-past-eof.pcap": good_pcap_prefix(3) + rec(3, caplen=1400),
-        # Captured length larger than libpcap's maximum (262144): damage, however long the file.
-        "bad-caplen-over-max.pcap": good_pcap_prefix(3) + rec(3, caplen=300000) + rec(4),
-        # A record claiming 4 GB: rejected without allocating it.
-        "bad-huge-caplen.pcap": good_pcap_prefix(2) + rec(2, caplen=0xFFFFFFF0) + rec(3),
         # Captured lengths above the file's snapshot length (64) but sane: libpcap delivers the
         # first 64 bytes of each such record and goes on.
         "odd-caplen-over-snaplen.pcap": pcap_header(LE, snaplen=64) + b"".join(rec(i) for i in range(5)),
-        # A zero-length record in the middle (legal in pcap).
+        # Zero-length records in the middle (legal in pcap; tcpdump prints "[Invalid header...]").
         "odd-zero-length.pcap": good_pcap_prefix(2)
         + pcap_record(LE, BASE + 2, 500000, b"", 0, 0)
         + rec(2)
         + pcap_record(LE, BASE + 4, 0, b"", 0, 60)
         + rec(3),
-        # pcapng block damage.
-        "bad-block-len-small.pcapng": ng_prefix(2) + struct.pack("<II", 6, 8) + ng_epb(2),
-        "bad-block-len-unaligned.pcapng": ng_prefix(2)
-        + ng_epb(2, length=len(ng_epb(2)) - 2, trailer=len(ng_epb(2)) - 2)
-        + ng_epb(3),
-        "bad-block-trailer.pcapng": ng_prefix(3) + ng_epb(3, trailer=len(ng_epb(3)) + 4) + ng_epb(4),
-        "bad-block-huge.pcapng": ng_prefix(2) + struct.pack("<III", 6, 0xFFFFFFF0, 0) + ng_epb(2),
-        "bad-epb-caplen-over-block.pcapng": ng_prefix(2) + ng_epb(2, caplen=2000) + ng_epb(3),
-        "bad-epb-caplen-over-snaplen.pcapng": shb(LE)
-        + idb(LE, 1, 64)
-        + epb(LE, 0, units_of(times_ns(10)[0], 6), ETH4[0][:64], origlen=len(ETH4[0]))
-        + epb(LE, 0, units_of(times_ns(10)[1], 6), ETH4[1]),
-        "bad-epb-undeclared-iface.pcapng": ng_prefix(3)
-        + epb(LE, 1, units_of(times_ns(10)[3], 6), ETH4[3])
-        + ng_epb(4),
-        "bad-truncated.pcapng": (ng_prefix(4) + ng_epb(4))[:-40],
-        "bad-spb-no-idb.pcapng": shb(LE) + spb(LE, len(ETH4[0]), ETH4[0]),
+        # Blocks a reader must skip: name resolution, custom, a 12-byte process information
+        # block, an unknown type, interface statistics.
+        "odd-extra-blocks.pcapng": shb(LE)
+        + block(LE, 4, struct.pack("<HH", 0, 0))
+        + idb(LE, 1)
+        + ng_epb(0)
+        + block(LE, 0x00000BAD, struct.pack("<I", 32473) + b"abcd")
+        + block(LE, 0x80000001, b"")
+        + ng_epb(1)
+        + block(LE, 0x0BADBEEF, b"\xff" * 8)
+        + block(LE, 5, struct.pack("<III", 0, 0, 0))
+        + ng_epb(2),
     }
 
 
@@ -357,10 +389,16 @@ def write_goldens(names):
 def main():
     os.makedirs(OUT, exist_ok=True)
     files = dict(good_files())
-    files.update(bad_files())
+    files.update(odd_files())
+    bad = bad_files()
+    files.update({name: data for name, (data, _, _) in bad.items()})
     for name, data in sorted(files.items()):
         with open(os.path.join(OUT, name), "wb") as f:
             f.write(data)
+    with open(os.path.join(OUT, "damage.tsv"), "w") as f:
+        f.write("# file\tpacket\toffset: where the damaged record is (1-based packet, byte offset of its header)\n")
+        for name, (_, packet, offset) in sorted(bad.items()):
+            f.write("%s\t%d\t%d\n" % (name, packet, offset))
     if "--goldens" in sys.argv[1:]:
         write_goldens(sorted(files))
     print("wrote %d captures to %s" % (len(files), os.path.normpath(OUT)))
