@@ -280,7 +280,7 @@ fn break_and_resume() {
     assert_eq!(rest, all[3..]);
 }
 
-/// A block larger than the starting 1 MiB buffer (here a 3 MiB block the reader skips) makes
+/// A block larger than the starting buffer (here a 3 MiB block the reader skips) makes
 /// the buffer grow; the frames around it still come through, from a file and a slow pipe.
 #[test]
 fn large_block_grows_the_buffer() {

@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 /// The reader's starting buffer; it grows (to at most [`MAX_BLOCK`]) only for larger records.
-const INITIAL_BUF: usize = 1 << 20;
+const INITIAL_BUF: usize = 1 << 16;
 /// The largest pcapng block accepted, as libpcap's `INITIAL_MAX_BLOCKSIZE` (16 MiB).
 pub const MAX_BLOCK: usize = 16 << 20;
 /// libpcap's `MAXIMUM_SNAPLEN`: no record may hold more bytes on most link types.
@@ -246,8 +246,13 @@ impl FileSource {
                     return Err(damaged(detail));
                 }
                 let len = len as usize;
-                head.resize(len, 0);
-                let got = 12 + read_full(&mut input, &mut head[12..]).map_err(io_err)?;
+                // `take` + `read_to_end` grows `head` with the bytes that arrive, not by `len`.
+                let rest = (len - 12) as u64;
+                let got = 12
+                    + (&mut input)
+                        .take(rest)
+                        .read_to_end(&mut head)
+                        .map_err(io_err)?;
                 if got < len {
                     return Err(damaged(format!(
                         "pcapng section header cut short ({got} of {len} bytes)"
@@ -372,9 +377,10 @@ impl FileSource {
                     "file ends inside a {what} ({have} of {need} bytes)"
                 )));
             }
-            if need > self.buf_cap {
-                // `need` passed the framing limits, so it is at most MAX_BLOCK plus a header.
-                let cap = need.next_power_of_two();
+            if need > self.buf_cap && have == self.buf_cap {
+                // Grow only once the buffer is full of real data, so a length field alone never
+                // sizes an allocation; `need` passed the framing limits (at most MAX_BLOCK).
+                let cap = need.next_power_of_two().min(self.buf_cap * 2);
                 if !self.reader.grow(cap) {
                     return Err(self.damaged(format!("cannot buffer a {need}-byte block")));
                 }
@@ -778,5 +784,71 @@ fn plural(n: usize, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(bytes: &[u8]) -> Result<FileSource, CaptureError> {
+        FileSource::from_reader("t", Box::new(io::Cursor::new(bytes.to_vec())))
+    }
+
+    #[test]
+    fn tsresol_powers_of_ten_and_two() {
+        assert_eq!(tsresol_units(6), Some(1_000_000));
+        assert_eq!(tsresol_units(9), Some(1_000_000_000));
+        assert_eq!(tsresol_units(19), Some(10_000_000_000_000_000_000));
+        assert_eq!(tsresol_units(20), None);
+        // pcap-parser's build_ts_resolution returns None for every 2^-n (notes §1.4 item 4).
+        assert_eq!(tsresol_units(0x80 | 20), Some(1 << 20));
+        assert_eq!(tsresol_units(0x80 | 63), Some(1 << 63));
+        assert_eq!(tsresol_units(0x80 | 64), None);
+    }
+
+    #[test]
+    fn block_length_rules() {
+        assert!(check_block_len(EPB, 32).is_ok());
+        assert!(check_block_len(EPB, 28).is_err());
+        assert!(check_block_len(0x1234, 12).is_ok());
+        assert!(check_block_len(0x1234, 8).is_err());
+        assert!(check_block_len(0x1234, 14).is_err());
+        assert!(check_block_len(0x1234, MAX_BLOCK as u32).is_ok());
+        assert!(check_block_len(0x1234, MAX_BLOCK as u32 + 4).is_err());
+    }
+
+    #[test]
+    fn read_u32_never_reads_past_the_end() {
+        assert_eq!(read_u32(&[1, 0, 0, 0], 0, false), Some(1));
+        assert_eq!(read_u32(&[0, 0, 0, 1], 0, true), Some(1));
+        assert_eq!(read_u32(&[0, 0, 0], 0, false), None);
+        assert_eq!(read_u32(&[0; 8], usize::MAX - 1, false), None);
+    }
+
+    /// A first section header claiming 4 GB or 16 MiB is damage at offset 0, not a big read.
+    #[test]
+    fn first_section_header_length() {
+        let mut shb = vec![0x0a, 0x0d, 0x0d, 0x0a];
+        shb.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        shb.extend_from_slice(&BOM.to_le_bytes());
+        let e = open(&shb).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "t: block length 4294967280 exceeds the maximum of 16777216 at packet 1, byte offset 0"
+        );
+        shb[4..8].copy_from_slice(&(MAX_BLOCK as u32).to_le_bytes());
+        let e = open(&shb).err().unwrap();
+        assert!(
+            e.to_string().contains("cut short (12 of 16777216 bytes)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn big_endian_modified_pcap_is_unsupported() {
+        let mut h = vec![0xa1, 0xb2, 0xcd, 0x34];
+        h.resize(24, 0);
+        assert!(matches!(open(&h), Err(CaptureError::NotACapture { .. })));
     }
 }
