@@ -619,7 +619,7 @@ where
                 .get(epb.if_id as usize)
                 .ok_or("packet for an undeclared interface")?;
             let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-            let secs = (raw / i.units_per_sec) as i64;
+            let secs = i64::try_from(raw / i.units_per_sec).unwrap_or(i64::MAX);
             let frac = (u128::from(raw % i.units_per_sec) * 1_000_000_000
                 / u128::from(i.units_per_sec)) as u32;
             let ts = Timestamp::from_parts(secs.saturating_add(i.ts_offset), frac);
