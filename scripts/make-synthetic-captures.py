@@ -7,7 +7,11 @@
 Good captures: le/be x us/ns pcap of a short Ethernet/IPv4 TCP exchange, an IPv6 one, the
 "modified" (a1b2cd34) pcap, pcapng with two interfaces of different link types and a second
 section in the other byte order, pcapng with if_tsoffset and Simple Packet Blocks.
-Bad captures: one file per kind of damage (see BAD below).
+Odd captures (odd-*): legal oddities libpcap reads to the end (zero-length records, records
+longer than the snapshot length, blocks a reader must skip).
+Bad captures (bad-*): one file per kind of damage. damage.tsv lists, for each, the packet number
+the damaged record would have had and the byte offset of its header, as counted here while the
+file is put together.
 
 --goldens writes, next to each capture F:
   F.tcpdump.expected  stdout of `TZ=GMT0 tcpdump -# -n -tt --nano -xx -r F`, then
