@@ -2,7 +2,7 @@
 //!
 //! [`Run`] holds every stage after the capture; [`run_file`] and [`run_live`] feed it frames.
 
-use crate::capture::file::FileSource;
+use crate::capture::file::{CaptureInfo, FileSource};
 use crate::capture::{CaptureError, Frame};
 use crate::config::{Config, Mode};
 use crate::decode::{self, Kind};
@@ -19,6 +19,8 @@ pub struct Outcome {
     pub stats: Stats,
     /// The damage that stopped reading early, if any.
     pub damage: Option<CaptureError>,
+    /// What the capture stage read (absent for live input and unreadable headers).
+    pub input: Option<CaptureInfo>,
 }
 
 /// The stages after the capture, fed one frame at a time.
@@ -104,6 +106,7 @@ impl<'o> Run<'o> {
         Ok(Outcome {
             stats: self.stats,
             damage,
+            input: None,
         })
     }
 }
@@ -118,10 +121,23 @@ pub fn run_file(
     filter: Option<Filter>,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
-    let mut source = FileSource::open(path)?;
+    let mut source = match FileSource::open(path) {
+        Ok(source) => source,
+        // No capture header: nothing to report, but it is bad input (exit 2), not an I/O error.
+        Err(e) if e.is_damage() => {
+            return Ok(Outcome {
+                stats: Stats::default(),
+                damage: Some(e),
+                input: None,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut run = Run::new(cfg, filter, out);
     let result = source.run(|frame| run.on_frame(frame));
-    run.finish(result)
+    let mut outcome = run.finish(result)?;
+    outcome.input = Some(source.info().clone());
+    Ok(outcome)
 }
 
 /// Captures live and writes the configured report to `out`; returns libpcap's counters too.

@@ -115,22 +115,25 @@ pub enum CaptureError {
         #[source]
         source: std::io::Error,
     },
-    /// The input is not a capture we can read; nothing was read from it.
-    #[error("{path}: not a pcap or pcapng capture ({detail})")]
+    /// The input is a capture variant tcplens cannot read (input that is no capture at all, or
+    /// is empty, is [`CaptureError::Damaged`] at packet 1, offset 0).
+    #[error("{path}: unsupported capture format: {detail}")]
     NotACapture {
         /// The input's name.
         path: String,
-        /// What the first bytes looked like.
+        /// Which variant.
         detail: String,
     },
-    /// The input is damaged or ends early; every frame before `packet` was delivered.
+    /// The input is damaged, ends early or is no capture at all; every frame before `packet`
+    /// was delivered.
     #[error("{path}: {detail} at packet {packet}, byte offset {offset}")]
     Damaged {
         /// The input's name.
         path: String,
         /// The 1-based number the frame at the damage would have had.
         packet: u64,
-        /// Byte offset of the damaged record or block from the start of the input.
+        /// Byte offset from the start of the input of the damaged record's or block's first
+        /// byte (its header), 0 for a bad file header.
         offset: u64,
         /// What is wrong.
         detail: String,
