@@ -3,7 +3,7 @@
 use crate::capture::CaptureError;
 use crate::capture::file::FileSource;
 use crate::config::{Config, Mode};
-use crate::decode::{self, Kind};
+use crate::decode;
 use crate::report::tcpdump::TcpdumpPrinter;
 use crate::stats::Stats;
 use std::io::{self, Write};
@@ -31,11 +31,8 @@ pub fn run_file(path: &str, cfg: &Config, out: &mut dyn Write) -> anyhow::Result
     let result = source.run(|frame| {
         let d = decode::decode(frame);
         stats.count(d.kind);
-        if d.kind == Kind::Tcp && matches!(cfg.mode, Mode::Plain | Mode::Annotated) {
-            let r = printer
-                .write_line(out, frame, &d)
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = r {
+        if matches!(cfg.mode, Mode::Plain | Mode::Annotated) {
+            if let Err(e) = printer.write_packet(out, frame, &d) {
                 io_err = Some(e);
                 return ControlFlow::Break(());
             }
