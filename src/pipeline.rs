@@ -31,11 +31,11 @@ pub fn run_file(path: &str, cfg: &Config, out: &mut dyn Write) -> anyhow::Result
     let result = source.run(|frame| {
         let d = decode::decode(frame);
         stats.count(d.kind);
-        if matches!(cfg.mode, Mode::Plain | Mode::Annotated) {
-            if let Err(e) = printer.write_packet(out, frame, &d) {
-                io_err = Some(e);
-                return ControlFlow::Break(());
-            }
+        if matches!(cfg.mode, Mode::Plain | Mode::Annotated)
+            && let Err(e) = printer.write_packet(out, frame, &d)
+        {
+            io_err = Some(e);
+            return ControlFlow::Break(());
         }
         if stats.packets >= limit {
             ControlFlow::Break(())

@@ -16,18 +16,42 @@ use std::sync::Mutex;
 const ALLOW: &[(&str, u64, &str)] = &[
     // tcpdump prints the record's raw fraction field even when it is >= 1 s (e.g.
     // "10.1000000"); tcplens's capture stage normalises timestamps to nanoseconds.
-    ("heapoverflow-tcp_print.4.99.3.pcap", 1, "timestamp fraction >= 1 s"),
-    ("tcp-auth-heapoverflow.4.99.3.pcap", 1, "timestamp fraction >= 1 s"),
+    (
+        "heapoverflow-tcp_print.4.99.3.pcap",
+        1,
+        "timestamp fraction >= 1 s",
+    ),
+    (
+        "tcp-auth-heapoverflow.4.99.3.pcap",
+        1,
+        "timestamp fraction >= 1 s",
+    ),
     ("kday4.4.99.3.pcap", 2, "timestamp fraction >= 1 s"),
     ("kday7.4.99.3.pcap", 2, "timestamp fraction >= 1 s"),
-    ("timestamp_invalid_micro.pcap", 2, "timestamp fraction >= 1 s"),
-    ("timestamp_invalid_micro.pcap", 3, "timestamp fraction >= 1 s"),
+    (
+        "timestamp_invalid_micro.pcap",
+        2,
+        "timestamp fraction >= 1 s",
+    ),
+    (
+        "timestamp_invalid_micro.pcap",
+        3,
+        "timestamp fraction >= 1 s",
+    ),
     // libpcap cuts a record's caplen to the file header's snaplen (74 > 73 here); tcplens's
     // capture stage keeps the record's bytes, so with -v it has the bytes to verify the
     // checksum where tcpdump has not.
-    ("mptcp-dss-oobr.pcap", 1, "record caplen above the file snaplen"),
+    (
+        "mptcp-dss-oobr.pcap",
+        1,
+        "record caplen above the file snaplen",
+    ),
     // Link types tcplens does not decode (tcpdump prints TCP inside them).
-    ("arcnet-rfc1201-arp-icmp-http.pcap", 0, "link type ARCNET_LINUX not decoded"),
+    (
+        "arcnet-rfc1201-arp-icmp-http.pcap",
+        0,
+        "link type ARCNET_LINUX not decoded",
+    ),
 ];
 
 fn allowed(file: &Path, fail: &str) -> bool {
@@ -55,7 +79,9 @@ fn corpus_dir() -> Option<PathBuf> {
 }
 
 fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut ents: Vec<_> = rd.flatten().map(|e| e.path()).collect();
     ents.sort();
     for p in ents {
@@ -89,7 +115,9 @@ fn corpus_matches_tcpdump() {
         for _ in 0..2 {
             s.spawn(|| {
                 loop {
-                    let Some(f) = work.lock().unwrap().next() else { break };
+                    let Some(f) = work.lock().unwrap().next() else {
+                        break;
+                    };
                     let tcp = libpcap_tcp_numbers(&td, &f);
                     let mut per = Vec::new();
                     let mut bad = Vec::new();

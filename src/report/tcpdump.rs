@@ -122,23 +122,24 @@ fn ipv6(out: &mut Vec<u8>, a: [u8; 16]) {
             cur = None;
         }
     }
-    if let Some(c) = cur {
-        if best.is_none() || cur_len > best_len {
-            best = Some(c);
-            best_len = cur_len;
-        }
+    if let Some(c) = cur
+        && (best.is_none() || cur_len > best_len)
+    {
+        best = Some(c);
+        best_len = cur_len;
     }
     if best_len < 2 {
         best = None;
     }
     for i in 0..8 {
-        if let Some(b) = best {
-            if i >= b && i < b + best_len {
-                if i == b {
-                    out.push(b':');
-                }
-                continue;
+        if let Some(b) = best
+            && i >= b
+            && i < b + best_len
+        {
+            if i == b {
+                out.push(b':');
             }
+            continue;
         }
         if i != 0 {
             out.push(b':');
@@ -615,10 +616,8 @@ impl TcpdumpPrinter {
                         }
                     }
                 }
-                68 => {
-                    if self.ip_ts(o)?.is_err() {
-                        return Ok(Err(()));
-                    }
+                68 if self.ip_ts(o)?.is_err() => {
+                    return Ok(Err(()));
                 }
                 _ => {}
             }
@@ -1173,16 +1172,17 @@ impl TcpdumpPrinter {
             let _ = write!(self.buf, " [bad hdr length {hlen} - too long, > {length}]");
             return Ok(());
         }
-        if self.fmt.verbose > 0 && !fragmented {
-            if let Some(seg) = tp.get(..length as usize) {
-                let sum = cksum_result(sum16(seg, self.pseudo(ip, length)));
-                let field = be16(tp, 16)?;
-                let _ = write!(self.buf, ", cksum 0x{field:04x}");
-                if sum != 0 {
-                    let _ = write!(self.buf, " (incorrect -> 0x{:04x})", shouldbe(field, sum));
-                } else {
-                    self.buf.extend_from_slice(b" (correct)");
-                }
+        if self.fmt.verbose > 0
+            && !fragmented
+            && let Some(seg) = tp.get(..length as usize)
+        {
+            let sum = cksum_result(sum16(seg, self.pseudo(ip, length)));
+            let field = be16(tp, 16)?;
+            let _ = write!(self.buf, ", cksum 0x{field:04x}");
+            if sum != 0 {
+                let _ = write!(self.buf, " (incorrect -> 0x{:04x})", shouldbe(field, sum));
+            } else {
+                self.buf.extend_from_slice(b" (correct)");
             }
         }
         let length = length - hlen;
@@ -1356,7 +1356,7 @@ impl TcpdumpPrinter {
                 }
                 5 => {
                     datalen = len - 2;
-                    if datalen % 8 != 0 {
+                    if !datalen.is_multiple_of(8) {
                         self.buf.extend_from_slice(b" invalid sack");
                     } else {
                         let _ = write!(self.buf, " {} ", datalen / 8);
@@ -1500,7 +1500,7 @@ impl TcpdumpPrinter {
         let n = data.len();
         if n == 0 {
             self.buf.extend_from_slice(b" cookiereq");
-        } else if n % 2 != 0 || !(4..=16).contains(&n) {
+        } else if !n.is_multiple_of(2) || !(4..=16).contains(&n) {
             self.buf.extend_from_slice(b" (invalid)");
         } else {
             self.buf.extend_from_slice(b" cookie ");
@@ -1761,17 +1761,19 @@ fn ifname(cache: &mut Option<Vec<(u32, String)>>, index: u32) -> &str {
 }
 
 fn ip6_proto_name(nh: u8) -> &'static str {
+    // tcpdump 4.99's `ipproto_values`: destination options (60) and "no next header" (59)
+    // have no name there.
     match nh {
         0 => "Options",
         6 => "TCP",
         17 => "UDP",
+        41 => "IPv6",
         43 => "Routing",
         44 => "Fragment",
         50 => "ESP",
         51 => "AH",
         58 => "ICMPv6",
-        59 => "IPv6 no next header",
-        60 => "IPv6 destination option",
+        135 => "Mobility",
         _ => "unknown",
     }
 }

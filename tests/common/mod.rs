@@ -91,7 +91,9 @@ pub fn compare(
         match reference.get(n) {
             Some(r) if matches(text, r) => {}
             Some(r) => fails.push(format!("packet {n}:\n  tcplens: {text}\n  tcpdump: {r}")),
-            None => fails.push(format!("packet {n}: tcplens printed, tcpdump has no such packet\n  tcplens: {text}")),
+            None => fails.push(format!(
+                "packet {n}: tcplens printed, tcpdump has no such packet\n  tcplens: {text}"
+            )),
         }
     }
     for n in tcp_numbers {
