@@ -1900,3 +1900,66 @@ mod tests {
         assert_eq!(out, b"a^JM-i^?");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::config::TimeFormat;
+    use proptest::prelude::*;
+
+    /// A valid Ethernet/IPv4/TCP frame with options and payload, to mutate.
+    fn base() -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        let ip = [
+            0x46, 0, 0, 72, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 1, 1, 1, 0,
+        ];
+        f.extend_from_slice(&ip);
+        let tcp = [
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 2, 0x80, 0x3f, 0xff, 0xff, 0, 0, 0, 0, 2, 4, 5,
+            0xb4, 30, 8, 0x20, 5, 0, 0, 0, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 8, 10,
+        ];
+        f.extend_from_slice(&tcp);
+        f.extend_from_slice(b"abcd");
+        f
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_frames_never_panic(
+            muts in proptest::collection::vec((0usize..80, any::<u8>()), 0..8),
+            cut in 0usize..90,
+            lt in prop::sample::select(vec![0u16, 1, 101, 108, 113, 228, 229, 276]),
+            verbose in 0u8..3,
+            e in any::<bool>(),
+        ) {
+            let mut data = base();
+            for (i, b) in muts {
+                if let Some(x) = data.get_mut(i) {
+                    *x = b;
+                }
+            }
+            data.truncate(cut);
+            let frame = Frame {
+                number: 1,
+                ts: Timestamp(1),
+                linktype: Linktype(lt),
+                iface: 0,
+                origlen: 90,
+                data: &data,
+            };
+            let d = crate::decode::decode(&frame);
+            let mut p = TcpdumpPrinter::new(LineFormat {
+                time: TimeFormat::Delta,
+                nano: false,
+                absolute: false,
+                number: true,
+                link_header: e,
+                verbose,
+            });
+            let mut out = Vec::new();
+            p.write_packet(&mut out, &frame, &d).unwrap();
+        }
+    }
+}
