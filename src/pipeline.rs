@@ -5,7 +5,7 @@
 use crate::capture::file::{CaptureInfo, FileSource};
 use crate::capture::{CaptureError, Frame};
 use crate::config::{Config, Mode};
-use crate::decode::{self, Kind};
+use crate::decode;
 use crate::filter::Filter;
 use crate::report::tcpdump::TcpdumpPrinter;
 use crate::stats::Stats;
@@ -66,14 +66,10 @@ impl<'o> Run<'o> {
         };
         let d = decode::decode(frame);
         self.stats.count(d.kind);
-        if d.kind == Kind::Tcp && matches!(self.cfg.mode, Mode::Plain | Mode::Annotated) {
-            let r = self
-                .printer
-                .write_line(self.out, frame, &d)
-                .and_then(|()| self.out.write_all(b"\n"));
-            if let Err(e) = r {
-                return self.fail(e.into());
-            }
+        if matches!(self.cfg.mode, Mode::Plain | Mode::Annotated)
+            && let Err(e) = self.printer.write_packet(self.out, frame, &d)
+        {
+            return self.fail(e.into());
         }
         if self.cfg.flush_each
             && let Err(e) = self.out.flush()

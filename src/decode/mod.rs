@@ -4,9 +4,14 @@
 //! A frame that is not TCP, or whose headers are cut or malformed, is classified by
 //! [`Kind`] so the statistics can show it.
 
-use crate::capture::{Frame, Linktype, Timestamp};
-use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
-use std::net::IpAddr;
+pub mod ip;
+pub mod link;
+pub mod tcp;
+
+use crate::capture::{Frame, Timestamp};
+use ip::{IpBody, IpInfo};
+use link::{LinkError, LinkView, NetType};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// TCP header flags, as the 8 low bits of byte 13 plus the AE bit (RFC 3168 NS / AccECN).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -107,11 +112,11 @@ pub struct Segment {
 /// How a frame was classified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// A TCP segment whose header was read.
+    /// A TCP segment whose header (options included) was read.
     Tcp,
     /// TCP, but the header is cut by the snapshot length.
     TcpTruncated,
-    /// TCP with an impossible header length.
+    /// TCP with an impossible header length (data offset < 5 or beyond the IP payload).
     TcpBadHeader,
     /// A later IP fragment of a TCP datagram (no TCP header in it).
     TcpFragment,
@@ -131,99 +136,168 @@ pub enum Kind {
     Malformed,
 }
 
+/// Zero-copy view of the network layer, for the printers.
+#[derive(Clone, Copy, Debug)]
+pub struct NetView<'a> {
+    /// From the network header to the end of the captured frame.
+    pub bytes: &'a [u8],
+    /// The on-the-wire length of that part (what tcpdump passes to `ip_print`).
+    pub wire_len: u32,
+    /// The transport protocol the IP header names, when it could be read (6 for TCP).
+    pub proto: Option<u8>,
+}
+
 /// A decoded frame.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Decoded<'a> {
     /// The classification.
     pub kind: Kind,
     /// The segment, for [`Kind::Tcp`].
     pub segment: Option<Segment>,
-    /// The sliced packet, for the printers.
-    pub sliced: Option<LaxSlicedPacket<'a>>,
+    /// The link header, when the link type is supported and its header was read.
+    pub link: Option<LinkView<'a>>,
+    /// The network layer, when the link layer names IP (v4 or v6).
+    pub net: Option<NetView<'a>>,
 }
 
-/// Decodes one frame.
+impl Decoded<'_> {
+    /// True when libpcap's `tcp` (or `ip6 protochain 6`) would call this frame TCP: the IP
+    /// header names TCP, whatever is wrong further in.
+    pub fn is_tcp(&self) -> bool {
+        self.net.is_some_and(|n| n.proto == Some(ip::PROTO_TCP))
+    }
+}
+
+fn bare(kind: Kind) -> Decoded<'static> {
+    Decoded {
+        kind,
+        segment: None,
+        link: None,
+        net: None,
+    }
+}
+
+fn addr(version: u8, b: &[u8; 16]) -> IpAddr {
+    if version == 4 {
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*b))
+    }
+}
+
+/// Decodes one frame. Never panics; every frame gets a [`Kind`].
 pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
     let data = frame.data;
-    let sliced = match frame.linktype {
-        Linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok(),
-        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => LaxSlicedPacket::from_ip(data).ok(),
-        _ => {
-            return Decoded {
-                kind: Kind::UnsupportedLinktype,
-                segment: None,
-                sliced: None,
-            };
-        }
+    let (link, off, net) = match link::parse(frame.linktype, data) {
+        Ok(x) => x,
+        Err(LinkError::Unsupported) => return bare(Kind::UnsupportedLinktype),
+        Err(LinkError::Malformed) => return bare(Kind::Malformed),
     };
-    let Some(sliced) = sliced else {
-        return Decoded {
-            kind: Kind::Malformed,
-            segment: None,
-            sliced: None,
-        };
+    let mut d = Decoded {
+        kind: Kind::Malformed,
+        segment: None,
+        link: Some(link),
+        net: None,
     };
-    let (src, dst, ttl, kind) = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(v4)) => {
-            let h = v4.header();
-            (
-                IpAddr::from(h.source_addr()),
-                IpAddr::from(h.destination_addr()),
-                h.ttl(),
-                None,
-            )
+    let bytes = data.get(off..).unwrap_or(&[]);
+    // The wire length is at least what was captured, whatever the record header claims.
+    let wire_len = frame
+        .origlen
+        .max(data.len() as u32)
+        .saturating_sub(off as u32);
+    let version = bytes.first().map(|b| b >> 4);
+    let info = match (net, version) {
+        (NetType::Ipv4, Some(4)) | (NetType::IpN, Some(4)) => ip::ipv4(bytes, wire_len),
+        (NetType::Ipv6, Some(6)) | (NetType::IpN, Some(6)) => ip::ipv6(bytes, wire_len),
+        (NetType::Arp, _) => {
+            d.kind = Kind::Arp;
+            return d;
         }
-        Some(LaxNetSlice::Ipv6(v6)) => {
-            let h = v6.header();
-            (
-                IpAddr::from(h.source_addr()),
-                IpAddr::from(h.destination_addr()),
-                h.hop_limit(),
-                None,
-            )
-        }
-        _ => (
-            IpAddr::from([0u8; 4]),
-            IpAddr::from([0u8; 4]),
-            0,
-            Some(Kind::OtherLink),
-        ),
-    };
-    if let Some(kind) = kind {
-        return Decoded {
-            kind,
-            segment: None,
-            sliced: Some(sliced),
-        };
-    }
-    let segment = match &sliced.transport {
-        Some(TransportSlice::Tcp(tcp)) => {
-            let flags = TcpFlags(u16::from(tcp.slice()[13]) | (u16::from(tcp.ns()) << 8));
-            Some(Segment {
-                number: frame.number,
-                ts: frame.ts,
-                src,
-                dst,
-                sport: tcp.source_port(),
-                dport: tcp.destination_port(),
-                seq: tcp.sequence_number(),
-                ack: tcp.acknowledgment_number(),
-                flags,
-                window: tcp.window_size(),
-                payload_len: tcp.payload().len() as u32,
-                options: OptionSummary::default(),
-                ttl,
-            })
+        (NetType::Other, _) => {
+            d.kind = Kind::OtherLink;
+            return d;
         }
         _ => None,
     };
-    Decoded {
-        kind: if segment.is_some() {
-            Kind::Tcp
-        } else {
-            Kind::OtherIp
+    let Some(info) = info else {
+        // Version mismatch or a header shorter than the fixed part: still note a readable
+        // protocol field, which libpcap's filter would test.
+        let proto = match version {
+            Some(4) => bytes.get(9).copied(),
+            Some(6) => bytes.get(6).copied(),
+            _ => None,
+        };
+        d.net = Some(NetView {
+            bytes,
+            wire_len,
+            proto,
+        });
+        return d;
+    };
+    let proto = match info.body {
+        IpBody::Transport { proto, .. } | IpBody::LaterFragment { proto } => Some(proto),
+        IpBody::Bad { proto } => proto,
+    };
+    d.net = Some(NetView {
+        bytes,
+        wire_len,
+        proto,
+    });
+    d.kind = match info.body {
+        IpBody::Bad { .. } => Kind::Malformed,
+        IpBody::LaterFragment { proto } => match proto {
+            ip::PROTO_TCP => Kind::TcpFragment,
+            ip::PROTO_UDP => Kind::Udp,
+            ip::PROTO_ICMP | ip::PROTO_ICMPV6 => Kind::Icmp,
+            _ => Kind::OtherIp,
         },
-        segment,
-        sliced: Some(sliced),
+        IpBody::Transport {
+            proto: ip::PROTO_TCP,
+            offset,
+            len,
+        } => {
+            let (kind, segment) =
+                tcp_segment(frame, &info, bytes.get(offset..).unwrap_or(&[]), len);
+            d.segment = segment;
+            kind
+        }
+        IpBody::Transport { proto, .. } => match proto {
+            ip::PROTO_UDP => Kind::Udp,
+            ip::PROTO_ICMP | ip::PROTO_ICMPV6 => Kind::Icmp,
+            _ => Kind::OtherIp,
+        },
+    };
+    d
+}
+
+/// Reads a TCP header from `tcp` (captured bytes from the TCP header on, possibly more than
+/// the segment when the frame is padded) with `len` the segment length by the IP header.
+fn tcp_segment(frame: &Frame<'_>, info: &IpInfo, tcp: &[u8], len: u32) -> (Kind, Option<Segment>) {
+    let Some(h) = tcp.get(..20) else {
+        return (Kind::TcpTruncated, None);
+    };
+    let hlen = usize::from(h[12] >> 4) * 4;
+    if hlen < 20 || hlen as u32 > len {
+        return (Kind::TcpBadHeader, None);
     }
+    let Some(opts) = tcp.get(20..hlen) else {
+        return (Kind::TcpTruncated, None);
+    };
+    let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let seg = Segment {
+        number: frame.number,
+        ts: frame.ts,
+        src: addr(info.version, &info.src),
+        dst: addr(info.version, &info.dst),
+        sport: u16::from_be_bytes([h[0], h[1]]),
+        dport: u16::from_be_bytes([h[2], h[3]]),
+        seq: be32(4),
+        ack: be32(8),
+        flags: TcpFlags(u16::from(h[13]) | (u16::from(h[12] & 1) << 8)),
+        window: u16::from_be_bytes([h[14], h[15]]),
+        payload_len: len - hlen as u32,
+        options: tcp::summarize(opts),
+        ttl: info.ttl,
+    };
+    (Kind::Tcp, Some(seg))
 }

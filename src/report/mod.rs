@@ -1,3 +1,5 @@
 //! Report stage: the printers, peers over one stream of decoded packets.
 
+pub mod seqtable;
 pub mod tcpdump;
+pub mod tstamp;
