@@ -215,14 +215,16 @@ fn bench_printer(frames: &[Owned]) {
 
 fn shared() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [PathBuf::from("/work/shared"), root.join("../shared")]
+    std::env::var_os("TCPLENS_SHARED")
+        .map(PathBuf::from)
         .into_iter()
+        .chain([root.join("../shared")])
         .find(|p| p.is_dir())
 }
 
 fn main() {
     let Some(shared) = shared() else {
-        eprintln!("decode bench: /work/shared not found; nothing to measure");
+        eprintln!("decode bench: ../shared not found (set TCPLENS_SHARED); nothing to measure");
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");

@@ -3,7 +3,7 @@
 # `cargo test` can compare tcplens annotations with an independent analyser
 # without needing tshark installed.
 #
-#   scripts/make-tshark-goldens.sh            # all of testdata/kernel/ and /work/shared/corpus
+#   scripts/make-tshark-goldens.sh            # all of testdata/kernel/ and ../shared/corpus
 #   scripts/make-tshark-goldens.sh FILE ...   # only these captures
 #
 # testdata/kernel/X.pcap      -> testdata/tshark/X.tsv
@@ -15,7 +15,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-corpus=${CORPUS:-/work/shared/corpus}
+corpus=${CORPUS:-$repo/../shared/corpus}
 out=$repo/testdata/tshark
 max_capture_bytes=${MAX_CAPTURE_BYTES:-400000}   # skip bigger corpus files (golden size)
 max_tsv_bytes=${MAX_TSV_BYTES:-300000}

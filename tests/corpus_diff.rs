@@ -70,7 +70,6 @@ fn corpus_dir() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     [
         std::env::var_os("TCPLENS_CORPUS").map(PathBuf::from),
-        Some(PathBuf::from("/work/shared/corpus")),
         Some(root.join("../shared/corpus")),
     ]
     .into_iter()
@@ -102,7 +101,7 @@ const FLAG_SETS: [&[&str]; 4] = [&[], &["-S"], &["-v"], &["-e"]];
 #[test]
 fn corpus_matches_tcpdump() {
     let (Some(td), Some(dir)) = (tcpdump(), corpus_dir()) else {
-        eprintln!("corpus_diff: skipped (tcpdump or /work/shared/corpus not found)");
+        eprintln!("corpus_diff: skipped (tcpdump or ../shared/corpus not found)");
         return;
     };
     let mut files = Vec::new();
