@@ -129,6 +129,10 @@ pub fn run_file(
         }
         Err(e) => return Err(e.into()),
     };
+    let filter = filter.map(|mut f| {
+        f.set_big_endian(source.info().big_endian);
+        f
+    });
     let mut run = Run::new(cfg, filter, out);
     let result = source.run(|frame| run.on_frame(frame));
     let mut outcome = run.finish(result)?;

@@ -1,6 +1,8 @@
 //! Live capture on loopback: runs only as root (CI runs as root); elsewhere each test says it
 //! was skipped. Traffic stays on 127.0.0.1 and every wait is bounded.
 
+#![cfg(feature = "live")]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};

@@ -68,6 +68,8 @@ pub struct CaptureInfo {
     pub first_ts: Option<Timestamp>,
     /// Timestamp of the last frame delivered.
     pub last_ts: Option<Timestamp>,
+    /// The file header (or first section) is big-endian: libpcap compiles filters for it.
+    pub big_endian: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -283,6 +285,10 @@ impl FileSource {
             buf_cap: capacity,
             ifaces: Vec::new(),
             info: CaptureInfo {
+                big_endian: match layout {
+                    Layout::Pcap(h) => h.big_endian,
+                    Layout::Pcapng { big_endian } => big_endian,
+                },
                 format,
                 linktypes: Vec::new(),
                 snaplen: None,

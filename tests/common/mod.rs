@@ -119,14 +119,24 @@ pub const TCP_FILTERS: [&str; 2] = [
 /// in order, among the numbered unfiltered run's (both with epoch nanosecond stamps, which
 /// tell packets apart).
 pub fn libpcap_tcp_numbers(tcpdump: &Path, file: &Path) -> Vec<u64> {
+    libpcap_tcp_numbers_filtered(tcpdump, file, None)
+}
+
+/// The same, numbered among the packets that pass the user's filter `expr` (as `-#` counts).
+pub fn libpcap_tcp_numbers_filtered(tcpdump: &Path, file: &Path, expr: Option<&str>) -> Vec<u64> {
     let all = packets(&run(Command::new(tcpdump)
         .args(["-#", "-n", "-tt", "--nano", "-r"])
-        .arg(file)));
+        .arg(file)
+        .args(expr)));
     for filter in TCP_FILTERS {
+        let filter = match expr {
+            Some(e) => format!("({e}) and ({filter})"),
+            None => filter.to_string(),
+        };
         let out = Command::new(tcpdump)
             .args(["-n", "-tt", "--nano", "-r"])
             .arg(file)
-            .arg(filter)
+            .arg(&filter)
             .env("TZ", "GMT0")
             .output()
             .expect("run tcpdump");
