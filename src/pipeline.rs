@@ -4,6 +4,7 @@ use crate::capture::CaptureError;
 use crate::capture::file::FileSource;
 use crate::config::{Config, Mode};
 use crate::decode::{self, Kind};
+use crate::report::analysis::AnalysisReport;
 use crate::report::tcpdump::TcpdumpPrinter;
 use crate::stats::Stats;
 use std::io::{self, Write};
@@ -28,6 +29,7 @@ pub fn run_file(path: &str, cfg: &Config, out: &mut dyn Write) -> anyhow::Result
     let mut stats = Stats::default();
     let mut io_err: Option<io::Error> = None;
     let limit = cfg.count.unwrap_or(u64::MAX);
+    let mut analysis = AnalysisReport::new(cfg);
     let result = source.run(|frame| {
         let d = decode::decode(frame);
         stats.count(d.kind);
@@ -36,6 +38,12 @@ pub fn run_file(path: &str, cfg: &Config, out: &mut dyn Write) -> anyhow::Result
                 .write_line(out, frame, &d)
                 .and_then(|()| out.write_all(b"\n"));
             if let Err(e) = r {
+                io_err = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
+        if let Some(seg) = &d.segment {
+            if let Err(e) = analysis.packet(out, seg) {
                 io_err = Some(e);
                 return ControlFlow::Break(());
             }
@@ -49,6 +57,7 @@ pub fn run_file(path: &str, cfg: &Config, out: &mut dyn Write) -> anyhow::Result
     if let Some(e) = io_err {
         return Err(e.into());
     }
+    analysis.finish(out, path, stats.packets)?;
     out.flush()?;
     let damage = match result {
         Ok(()) => None,

@@ -1,3 +1,7 @@
 //! Report stage: the printers, peers over one stream of decoded packets.
 
+pub mod analysis;
+pub mod annotate;
+pub mod ndjson;
+pub mod table;
 pub mod tcpdump;
