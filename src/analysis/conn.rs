@@ -36,15 +36,17 @@ struct Half {
     wscale: Option<Option<u8>>,
     /// Base for relative numbers (Wireshark: ISN, or first seq − 1, or peer's ack − 1).
     base: Option<SeqNumber>,
-    // Wireshark's tcp_analyze_seq_flow_info_t
-    nextseq: Option<SeqNumber>,
+    // Wireshark's tcp_analyze_seq_flow_info_t; like Wireshark, 0 means "not set yet" (its
+    // zero-initialised fields are compared as they are, which some flags depend on).
+    nextseq: SeqNumber,
     nextseq_ts: Timestamp,
-    maxseqtobeacked: Option<SeqNumber>,
-    lastack: Option<SeqNumber>,
+    maxseqtobeacked: SeqNumber,
+    lastack: SeqNumber,
     lastack_ts: Timestamp,
-    window: Option<u16>,
+    window: u16,
     is_first_ack: bool,
-    dupacknum: i32,
+    /// Unsigned as in Wireshark: its "-1" (after an ACKed unseen segment) reads as >= 2.
+    dupacknum: u32,
     lastnondupack: u64,
     last_flags: u8,
     // RFC 9293
@@ -305,12 +307,13 @@ impl Conn {
         let mut this_flags = 0u8;
         let mut zwp = false;
         let mut keep_alive = false;
-        let at_next = f.nextseq == Some(seq);
-        let same_ack = fl.ack() && f.lastack == Some(ack);
+        let at_next = f.nextseq == seq;
+        let same_ack = f.lastack == ack;
+        let next_set = f.nextseq.0 != 0;
 
         'fwd: {
             // 1. Zero-window probe: one byte at the next seq while the peer's window is 0.
-            if len == 1 && at_next && r.window == Some(0) {
+            if len == 1 && at_next && r.window == 0 {
                 k.push(Kind::ZeroWindowProbe);
                 this_flags |= LAST_ZWP;
                 zwp = true;
@@ -321,38 +324,34 @@ impl Conn {
                 k.push(Kind::ZeroWindow);
             }
             // 3. Previous segment not captured.
-            if f.nextseq.is_some_and(|n| seq.after(n)) && !fl.rst() {
+            if next_set && seq.after(f.nextseq) && !fl.rst() {
                 k.push(Kind::LostSegment);
             }
             // 4. Keep-alive: 0 or 1 byte at next seq − 1.
-            if len <= 1 && no_sfr && f.nextseq.is_some_and(|n| seq == n.minus(1)) {
+            if len <= 1 && no_sfr && seq == f.nextseq.minus(1) {
                 k.push(Kind::KeepAlive);
                 this_flags |= LAST_KEEP_ALIVE;
                 keep_alive = true;
-                if len == 0 && r.window == Some(0) {
+                if len == 0 && r.window == 0 {
                     // Linux probes a zero window this way (tcp_xmit_probe_skb, snd_una − 1).
                     k.push(Kind::ZeroWindowProbe);
                     info.linux_zwp = true;
                 }
             }
             // 5. Window update.
-            if len == 0 && win != 0 && f.window.is_some_and(|w| w != win) && at_next && same_ack
-                && no_sfr
-            {
+            if len == 0 && win != 0 && f.window != win && at_next && same_ack && no_sfr {
                 k.push(Kind::WindowUpdate);
             }
             // 6. Window full: the segment ends exactly at the receiver's right window edge.
             let rs = r.win_scale(f);
             if len > 0 && no_sfr && rs != -1 {
-                if let (Some(la), Some(w)) = (r.lastack, r.window) {
-                    let shift = if r.is_first_ack || rs == -2 { 0 } else { rs as u32 };
-                    let edge = la.plus(u32::from(w) << shift);
-                    if seq.plus(len) == edge {
-                        k.push(Kind::WindowFull);
-                    }
+                let shift = if r.is_first_ack || rs == -2 { 0 } else { rs as u32 };
+                let edge = r.lastack.plus(u32::from(r.window) << shift);
+                if seq.plus(len) == edge {
+                    k.push(Kind::WindowFull);
                 }
             }
-            let unchanged = f.window == Some(win);
+            let unchanged = f.window == win;
             // 7. Keep-alive ACK.
             if len == 0 && win != 0 && unchanged && at_next && same_ack && no_sfr
                 && r.last_flags & LAST_KEEP_ALIVE != 0
@@ -369,54 +368,59 @@ impl Conn {
             }
             // 9. Duplicate ACK.
             if len == 0 && win != 0 && unchanged && at_next && same_ack && no_sfr {
-                f.dupacknum = if f.dupacknum < 0 { 1 } else { f.dupacknum + 1 };
-                info.dup_ack = Some((f.dupacknum as u32, f.lastnondupack));
+                f.dupacknum = if f.dupacknum == u32::MAX {
+                    1
+                } else {
+                    f.dupacknum + 1
+                };
+                info.dup_ack = Some((f.dupacknum, f.lastnondupack));
                 k.push(Kind::DuplicateAck);
             }
         }
-        // finished_fwd
-        if fl.ack() && f.lastack != Some(ack) {
+        // finished_fwd (Wireshark stores and compares the ack field whatever the ACK flag)
+        if f.lastack != ack {
             f.lastnondupack = seg.number;
             f.dupacknum = 0;
         }
         // 10. ACKed unseen segment.
         if fl.ack() {
-            if let Some(m) = r.maxseqtobeacked {
+            let m = r.maxseqtobeacked;
+            if m.0 != 0 {
                 if ack.after(m) {
-                    let next = r.nextseq.unwrap_or(m);
+                    let next = r.nextseq;
                     // Wireshark compares these two raw numbers without wrap handling.
                     if m.0 > next.0 {
-                        r.maxseqtobeacked = Some(next);
+                        r.maxseqtobeacked = next;
                         k.push(Kind::AckLostSegment);
                     } else {
                         if r.dupacknum == 0 {
                             k.push(Kind::AckLostSegment);
                         }
-                        r.dupacknum = -1;
+                        r.dupacknum = u32::MAX;
                     }
                 }
             }
         }
         // 11. Retransmission family.
         if (len > 0 || fl.syn() || fl.fin()) && !keep_alive {
-            let mut not_adv = f.nextseq.is_some_and(|n| seq.before(n));
-            if len > 1 && f.nextseq.is_some_and(|n| n.minus(1) == seq) {
+            let mut not_adv = next_set && seq.before(f.nextseq);
+            if len > 1 && f.nextseq.minus(1) == seq {
                 not_adv = false;
             }
             let ooo_ns = self.irtt_ns.unwrap_or(OOO_DEFAULT_NS);
-            if len > 0 && r.lastack.is_some_and(|la| seq.plus(len).before_eq(la)) {
+            if len > 0 && r.lastack.0 != 0 && seq.plus(len).before_eq(r.lastack) {
                 k.push(Kind::SpuriousRetransmission);
                 k.push(Kind::Retransmission);
             } else if not_adv
                 && r.dupacknum >= 2
-                && r.lastack == Some(seq)
+                && r.lastack == seq
                 && ns_between(r.lastack_ts, now) < FAST_RT_NS
             {
                 k.push(Kind::FastRetransmission);
                 k.push(Kind::Retransmission);
             } else if not_adv
                 && ns_between(f.nextseq_ts, now) < ooo_ns
-                && f.nextseq != Some(nextseq_this)
+                && f.nextseq != nextseq_this
             {
                 k.push(Kind::OutOfOrder);
             } else if not_adv {
@@ -424,20 +428,18 @@ impl Conn {
             }
         }
         // 12. Book-keeping.
-        if !zwp && f.nextseq.is_none_or(|n| nextseq_this.after(n)) {
-            f.nextseq = Some(nextseq_this);
+        if !zwp && (!next_set || nextseq_this.after(f.nextseq)) {
+            f.nextseq = nextseq_this;
             f.nextseq_ts = now;
         }
-        if f.maxseqtobeacked.is_none_or(|m| m == seq) {
+        if !zwp && (f.maxseqtobeacked.0 == 0 || f.maxseqtobeacked == seq) {
             f.maxseqtobeacked = f.nextseq;
         }
-        f.window = Some(win);
-        if fl.ack() {
-            f.lastack = Some(ack);
-            f.lastack_ts = now;
-            if !fl.syn() {
-                f.is_first_ack = false;
-            }
+        f.window = win;
+        f.lastack = ack;
+        f.lastack_ts = now;
+        if fl.ack() && !fl.syn() {
+            f.is_first_ack = false;
         }
         f.last_flags = this_flags;
     }
@@ -641,7 +643,8 @@ impl Conn {
             }
         } else {
             // RFC 5961 §3.2: exact match resets; in-window draws a challenge ACK.
-            let expected = f.nextseq.or(r.lastack);
+            let nz = |s: SeqNumber| (s.0 != 0).then_some(s);
+            let expected = nz(f.nextseq).or(nz(r.lastack));
             match expected {
                 None => RstCheck::Unknown,
                 Some(e) => {
@@ -649,13 +652,13 @@ impl Conn {
                     if seq == e {
                         RstCheck::Exact
                     } else {
-                        let (lo, w) = match (r.lastack, r.window) {
-                            (Some(la), Some(w)) => {
+                        let (lo, w) = match nz(r.lastack) {
+                            Some(la) => {
                                 let s = r.win_scale(f);
                                 let s = if s > 0 { s as u32 } else { 0 };
-                                (la, (u32::from(w) << s).max(1))
+                                (la, (u32::from(r.window) << s).max(1))
                             }
-                            _ => (e, 1),
+                            None => (e, 1),
                         };
                         info.explain.rst_expected = Some((e.0, w));
                         if seq.in_window(lo, w) {
