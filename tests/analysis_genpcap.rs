@@ -29,7 +29,11 @@ fn generate_and_analyse(dir: &Path, args: &[&str]) -> Run {
         .arg(&flows)
         .output()
         .expect("python3 runs gen_pcap.py");
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_tcplens"))
         .arg("read")
         .arg(&pcap)
@@ -132,7 +136,11 @@ fn compare(run: &Run) {
         let retrans = n(&cs["retransmissions"]) + n(&ss["retransmissions"])
             - n(&c["syn_retransmissions"])
             - n(&c["synack_retransmissions"]);
-        assert_eq!(retrans, n(&t["retrans"]) + n(&t["ooo"]), "retransmissions of {t}\n{c}");
+        assert_eq!(
+            retrans,
+            n(&t["retrans"]) + n(&t["ooo"]),
+            "retransmissions of {t}\n{c}"
+        );
         let dups = n(&cs["dup_acks"]) + n(&ss["dup_acks"]);
         assert_eq!(dups, n(&t["dup_acks"]), "duplicate ACKs of {t}\n{c}");
         let reused = t["tuple_reuse"].as_bool().unwrap_or(false);
@@ -173,11 +181,22 @@ fn wrapping_sequence_numbers_and_reused_tuples_match_truth() {
     let run = generate_and_analyse(
         dir.path(),
         &[
-            "--flows", "160", "--seed", "7", "--wrap-share", "0.5", "--reuse-share", "0.2", "--rate",
+            "--flows",
+            "160",
+            "--seed",
+            "7",
+            "--wrap-share",
+            "0.5",
+            "--reuse-share",
+            "0.2",
+            "--rate",
             "50",
         ],
     );
-    assert!(n(&run.counts["seq_wrap_connections"]) > 0, "workload has no wraps");
+    assert!(
+        n(&run.counts["seq_wrap_connections"]) > 0,
+        "workload has no wraps"
+    );
     assert!(n(&run.counts["tuple_reuse"]) > 0, "workload has no reuse");
     compare(&run);
     compare_totals(&run);

@@ -39,9 +39,12 @@ fn zeek_rows(log: &str) -> Vec<HashMap<String, String>> {
         }
         match &header {
             None => header = Some(line.split('\t').map(String::from).collect()),
-            Some(h) => {
-                rows.push(h.iter().cloned().zip(line.split('\t').map(String::from)).collect())
-            }
+            Some(h) => rows.push(
+                h.iter()
+                    .cloned()
+                    .zip(line.split('\t').map(String::from))
+                    .collect(),
+            ),
         }
     }
     rows
@@ -62,12 +65,26 @@ fn check_conn_log(pcap: &str, log: &str) -> usize {
         let i = (0..ours.len())
             .find(|&i| {
                 !used[i]
-                    && ours[i]["client"].as_str().unwrap().parse::<SocketAddr>().unwrap() == orig
-                    && ours[i]["server"].as_str().unwrap().parse::<SocketAddr>().unwrap() == resp
+                    && ours[i]["client"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<SocketAddr>()
+                        .unwrap()
+                        == orig
+                    && ours[i]["server"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<SocketAddr>()
+                        .unwrap()
+                        == resp
             })
             .unwrap_or_else(|| panic!("{pcap}: no connection {orig} -> {resp}"));
         used[i] = true;
-        assert_eq!(ours[i]["zeek_history"], row["history"].as_str(), "{pcap} {orig}");
+        assert_eq!(
+            ours[i]["zeek_history"],
+            row["history"].as_str(),
+            "{pcap} {orig}"
+        );
         if let Some(state) = row.get("conn_state") {
             assert_eq!(ours[i]["zeek_conn_state"], state.as_str(), "{pcap} {orig}");
         }
@@ -81,7 +98,10 @@ fn check_conn_log(pcap: &str, log: &str) -> usize {
 #[test]
 fn wikipedia_conn_log() {
     assert_eq!(
-        check_conn_log("wikipedia/wikipedia.pcap", "wikipedia/core.tcp.rxmit-history.conn-2.log"),
+        check_conn_log(
+            "wikipedia/wikipedia.pcap",
+            "wikipedia/core.tcp.rxmit-history.conn-2.log"
+        ),
         10
     );
 }
@@ -99,7 +119,10 @@ fn modbus_conn_log_with_reused_tuple() {
 
 #[test]
 fn flipped_connections_without_syn() {
-    check_conn_log("missing-syn/missing-syn.pcap", "missing-syn/core.tcp.missing-syn.conn.log");
+    check_conn_log(
+        "missing-syn/missing-syn.pcap",
+        "missing-syn/core.tcp.missing-syn.conn.log",
+    );
     check_conn_log(
         "flip-without-syn/http-on-irc-port-missing-syn.pcapng",
         "flip-without-syn/core.tcp.flip-without-syn.conn.log",

@@ -9,8 +9,8 @@
 
 use super::zeek::Zeek;
 use super::{
-    CloseKind, ConnSummary, EndReason, Handshake, Initiator, Kind, LostHint, PacketInfo,
-    RstCheck, SeqNumber, Side, SideCounts, TcpState, Transition, ZeekHistory,
+    CloseKind, ConnSummary, EndReason, Handshake, Initiator, Kind, LostHint, PacketInfo, RstCheck,
+    SeqNumber, Side, SideCounts, TcpState, Transition, ZeekHistory,
 };
 use crate::capture::Timestamp;
 use crate::decode::Segment;
@@ -98,6 +98,8 @@ pub struct Conn {
     pub(crate) ended_at: Option<Timestamp>,
     pub(crate) reset: bool,
     zeek: Zeek,
+    /// The sender's next sequence number before the current packet (for RST checks).
+    pre_nextseq: SeqNumber,
 }
 
 fn set_state(h: &mut Half, side: Side, to: TcpState, info: &mut PacketInfo) {
@@ -164,6 +166,7 @@ impl Conn {
             ended_at: None,
             reset: false,
             zeek: Zeek::default(),
+            pre_nextseq: SeqNumber(0),
         };
         if c.midstream {
             // Without a handshake both sides are assumed open.
@@ -243,9 +246,7 @@ impl Conn {
             r.base = Some(ack.minus(1));
         }
         info.rel_seq = seq.delta(f.base.unwrap_or(seq)) as u32;
-        info.rel_ack = fl
-            .ack()
-            .then(|| ack.delta(r.base.unwrap_or(ack)) as u32);
+        info.rel_ack = fl.ack().then(|| ack.delta(r.base.unwrap_or(ack)) as u32);
         info.scaled_window = if fl.syn() {
             Some(u64::from(seg.window))
         } else {
@@ -264,6 +265,7 @@ impl Conn {
             }
         }
 
+        self.pre_nextseq = f.nextseq;
         self.wireshark(&mut f, &mut r, seg, info);
         self.rfc(from, &mut f, &mut r, seg, info);
         self.zeek.packet(
@@ -345,7 +347,11 @@ impl Conn {
             // 6. Window full: the segment ends exactly at the receiver's right window edge.
             let rs = r.win_scale(f);
             if len > 0 && no_sfr && rs != -1 {
-                let shift = if r.is_first_ack || rs == -2 { 0 } else { rs as u32 };
+                let shift = if r.is_first_ack || rs == -2 {
+                    0
+                } else {
+                    rs as u32
+                };
                 let edge = r.lastack.plus(u32::from(r.window) << shift);
                 if seq.plus(len) == edge {
                     k.push(Kind::WindowFull);
@@ -353,14 +359,24 @@ impl Conn {
             }
             let unchanged = f.window == win;
             // 7. Keep-alive ACK.
-            if len == 0 && win != 0 && unchanged && at_next && same_ack && no_sfr
+            if len == 0
+                && win != 0
+                && unchanged
+                && at_next
+                && same_ack
+                && no_sfr
                 && r.last_flags & LAST_KEEP_ALIVE != 0
             {
                 k.push(Kind::KeepAliveAck);
                 break 'fwd;
             }
             // 8. Zero-window-probe ACK.
-            if len == 0 && win == 0 && unchanged && at_next && same_ack && no_sfr
+            if len == 0
+                && win == 0
+                && unchanged
+                && at_next
+                && same_ack
+                && no_sfr
                 && r.last_flags & LAST_ZWP != 0
             {
                 k.push(Kind::ZeroWindowProbeAck);
@@ -418,9 +434,7 @@ impl Conn {
             {
                 k.push(Kind::FastRetransmission);
                 k.push(Kind::Retransmission);
-            } else if not_adv
-                && ns_between(f.nextseq_ts, now) < ooo_ns
-                && f.nextseq != nextseq_this
+            } else if not_adv && ns_between(f.nextseq_ts, now) < ooo_ns && f.nextseq != nextseq_this
             {
                 k.push(Kind::OutOfOrder);
             } else if not_adv {
@@ -445,7 +459,14 @@ impl Conn {
     }
 
     /// RFC 9293 states, handshake and close steps.
-    fn rfc(&mut self, from: Side, f: &mut Half, r: &mut Half, seg: &Segment, info: &mut PacketInfo) {
+    fn rfc(
+        &mut self,
+        from: Side,
+        f: &mut Half,
+        r: &mut Half,
+        seg: &Segment,
+        info: &mut PacketInfo,
+    ) {
         let fl = seg.flags;
         let now = seg.ts;
         let seq = SeqNumber(seg.seq);
@@ -563,7 +584,14 @@ impl Conn {
         }
     }
 
-    fn syn(&mut self, from: Side, f: &mut Half, r: &mut Half, seg: &Segment, info: &mut PacketInfo) {
+    fn syn(
+        &mut self,
+        from: Side,
+        f: &mut Half,
+        r: &mut Half,
+        seg: &Segment,
+        info: &mut PacketInfo,
+    ) {
         let fl = seg.flags;
         let now = seg.ts;
         let seq = SeqNumber(seg.seq);
@@ -628,7 +656,14 @@ impl Conn {
         f.last_syn_ts = now;
     }
 
-    fn rst(&mut self, from: Side, f: &mut Half, r: &mut Half, seg: &Segment, info: &mut PacketInfo) {
+    fn rst(
+        &mut self,
+        from: Side,
+        f: &mut Half,
+        r: &mut Half,
+        seg: &Segment,
+        info: &mut PacketInfo,
+    ) {
         let fl = seg.flags;
         let seq = SeqNumber(seg.seq);
         let ack = SeqNumber(seg.ack);
@@ -644,7 +679,7 @@ impl Conn {
         } else {
             // RFC 5961 §3.2: exact match resets; in-window draws a challenge ACK.
             let nz = |s: SeqNumber| (s.0 != 0).then_some(s);
-            let expected = nz(f.nextseq).or(nz(r.lastack));
+            let expected = nz(self.pre_nextseq).or(nz(r.lastack));
             match expected {
                 None => RstCheck::Unknown,
                 Some(e) => {

@@ -268,7 +268,10 @@ mod tests {
         l.push(Kind::Retransmission);
         l.push(Kind::FastRetransmission);
         l.push(Kind::Retransmission);
-        assert_eq!(l.as_slice(), &[Kind::Retransmission, Kind::FastRetransmission]);
+        assert_eq!(
+            l.as_slice(),
+            &[Kind::Retransmission, Kind::FastRetransmission]
+        );
         assert_eq!(
             serde_json::to_string(&l).unwrap(),
             r#"["retransmission","fast_retransmission"]"#

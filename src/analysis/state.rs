@@ -146,7 +146,10 @@ mod tests {
     fn names_round_trip_and_match_the_contract() {
         for s in ALL_STATES {
             assert_eq!(TcpState::from_name(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert_eq!(TcpState::FinWait1.as_str(), "FIN_WAIT_1");
     }

@@ -221,7 +221,11 @@ impl Zeek {
             ZState::Inactive => {
                 if syn {
                     if orig {
-                        e.set(if ack { ZState::SynAckSent } else { ZState::SynSent });
+                        e.set(if ack {
+                            ZState::SynAckSent
+                        } else {
+                            ZState::SynSent
+                        });
                     } else {
                         if p.state == ZState::SynSent {
                             p.set(ZState::Established);
@@ -368,7 +372,10 @@ mod tests {
     #[test]
     fn zeek_rst_behaviour_baseline() {
         assert_eq!(run(&[(true, R, 0, 0)]), ("R".into(), "OTH"));
-        assert_eq!(run(&[(true, S, 0, 0), (true, R, 0, 0)]), ("SR".into(), "RSTOS0"));
+        assert_eq!(
+            run(&[(true, S, 0, 0), (true, R, 0, 0)]),
+            ("SR".into(), "RSTOS0")
+        );
         assert_eq!(
             run(&[(true, S, 0, 0), (false, A, 0, 0), (true, R, 0, 0)]),
             ("SaR".into(), "RSTOS0")
@@ -406,7 +413,10 @@ mod tests {
     fn unanswered_syn_is_s0_and_reject_is_rej() {
         assert_eq!(run(&[(true, S, 1, 0)]), ("S".into(), "S0"));
         assert_eq!(run(&[(true, S, 1, 0), (true, S, 1, 0)]), ("S".into(), "S0"));
-        assert_eq!(run(&[(true, S, 1, 0), (false, R | A, 0, 0)]), ("Sr".into(), "REJ"));
+        assert_eq!(
+            run(&[(true, S, 1, 0), (false, R | A, 0, 0)]),
+            ("Sr".into(), "REJ")
+        );
     }
 
     #[test]

@@ -83,45 +83,74 @@ impl Annotator {
         let mut headline = true;
         if k.contains(Kind::HandshakeSyn) {
             self.paint(CYAN);
-            write!(self.buf, "handshake 1/3: client {} (server {})", st(p, Side::Client), st(p, Side::Server))?;
+            write!(
+                self.buf,
+                "handshake 1/3: client {} (server {})",
+                st(p, Side::Client),
+                st(p, Side::Server)
+            )?;
         } else if k.contains(Kind::SynRetransmission) || k.contains(Kind::SynackRetransmission) {
             self.paint(YELLOW);
-            let what = if k.contains(Kind::SynRetransmission) { "SYN" } else { "SYN-ACK" };
+            let what = if k.contains(Kind::SynRetransmission) {
+                "SYN"
+            } else {
+                "SYN-ACK"
+            };
             let (n, gap) = p.attempt.unwrap_or((2, 0));
-            write!(self.buf, "{what} retransmission: try {n}, {} after the previous one", Dur(gap))?;
+            write!(
+                self.buf,
+                "{what} retransmission: try {n}, {} after the previous one",
+                Dur(gap)
+            )?;
             match p.lost_hint {
-                Some(LostHint::SynAckLostAfterTap) if what == "SYN" => {
-                    self.buf.push_str(" · the SYN-ACK seen here never reached the client")
-                }
-                Some(LostHint::SynAckLostAfterTap) => {
-                    self.buf.push_str(" · answers a repeated SYN: the SYN-ACK was lost after this point")
-                }
-                Some(LostHint::FinalAckLostAfterTap) => {
-                    self.buf.push_str(" · the client's ACK seen here never reached the server")
-                }
+                Some(LostHint::SynAckLostAfterTap) if what == "SYN" => self
+                    .buf
+                    .push_str(" · the SYN-ACK seen here never reached the client"),
+                Some(LostHint::SynAckLostAfterTap) => self
+                    .buf
+                    .push_str(" · answers a repeated SYN: the SYN-ACK was lost after this point"),
+                Some(LostHint::FinalAckLostAfterTap) => self
+                    .buf
+                    .push_str(" · the client's ACK seen here never reached the server"),
                 Some(LostHint::NoAnswerSeen) => self.buf.push_str(" · no answer seen yet"),
                 None => {}
             }
         } else if k.contains(Kind::HandshakeSynack) {
             self.paint(CYAN);
-            write!(self.buf, "handshake 2/3: server {} (client {})", st(p, Side::Server), st(p, Side::Client))?;
+            write!(
+                self.buf,
+                "handshake 2/3: server {} (client {})",
+                st(p, Side::Server),
+                st(p, Side::Client)
+            )?;
             if let Some(rtt) = p.rtt_ns {
                 write!(self.buf, " · SYN→SYN-ACK {}", Dur(rtt))?;
             }
         } else if k.contains(Kind::HandshakeAck) {
             self.paint(CYAN);
-            write!(self.buf, "handshake 3/3: client {}, server {}", st(p, Side::Client), st(p, Side::Server))?;
+            write!(
+                self.buf,
+                "handshake 3/3: client {}, server {}",
+                st(p, Side::Client),
+                st(p, Side::Server)
+            )?;
             if let Some(rtt) = p.rtt_ns {
                 write!(self.buf, " · SYN-ACK→ACK {}", Dur(rtt))?;
             }
         } else if k.contains(Kind::Refused) {
             self.paint(RED);
-            write!(self.buf, "refused: server answered the SYN with RST → client {}", st(p, Side::Client))?;
+            write!(
+                self.buf,
+                "refused: server answered the SYN with RST → client {}",
+                st(p, Side::Client)
+            )?;
         } else if k.contains(Kind::Rst) {
             self.paint(RED);
             let verdict = match p.rst {
                 Some(RstCheck::Exact) => "valid: seq is the next expected",
-                Some(RstCheck::InWindow) => "in window but not exact: RFC 5961 challenge ACK, state kept",
+                Some(RstCheck::InWindow) => {
+                    "in window but not exact: RFC 5961 challenge ACK, state kept"
+                }
                 Some(RstCheck::OutOfWindow) => "out of window: ignored",
                 Some(RstCheck::RefusalInvalid) => "does not ACK the SYN: ignored",
                 Some(RstCheck::RefusalValid) => "valid",
@@ -251,7 +280,12 @@ impl Annotator {
                 continue;
             }
             printed[i] = true;
-            let last = ts.iter().flatten().filter(|x| x.side == t.side).last().map(|x| x.to);
+            let last = ts
+                .iter()
+                .flatten()
+                .filter(|x| x.side == t.side)
+                .last()
+                .map(|x| x.to);
             let to = last.unwrap_or(t.to);
             write!(self.buf, "{lead}{} {to}", t.side)?;
             if to == TcpState::TimeWait {
@@ -269,34 +303,75 @@ impl Annotator {
         self.paint(DIM);
         let body = self.buf.len();
         if k.contains(Kind::HandshakeSyn) {
-            write!(self.buf, "      = seq {} is the client's ISN; the SYN consumes one sequence number, so the client's first data byte will be {}", e.seq, e.seq.wrapping_add(1))?;
+            write!(
+                self.buf,
+                "      = seq {} is the client's ISN; the SYN consumes one sequence number, so the client's first data byte will be {}",
+                e.seq,
+                e.seq.wrapping_add(1)
+            )?;
         } else if k.contains(Kind::HandshakeSynack) {
             match e.peer_isn {
-                Some(isn) => write!(self.buf, "      = ack {} = client ISN {isn} + 1: the SYN consumes one sequence number; seq {} is the server's ISN", e.ack, e.seq)?,
-                None => write!(self.buf, "      = seq {} is the server's ISN; ack {} should be the client's ISN + 1 (SYN not captured)", e.seq, e.ack)?,
+                Some(isn) => write!(
+                    self.buf,
+                    "      = ack {} = client ISN {isn} + 1: the SYN consumes one sequence number; seq {} is the server's ISN",
+                    e.ack, e.seq
+                )?,
+                None => write!(
+                    self.buf,
+                    "      = seq {} is the server's ISN; ack {} should be the client's ISN + 1 (SYN not captured)",
+                    e.seq, e.ack
+                )?,
             }
         } else if k.contains(Kind::HandshakeAck) {
-            write!(self.buf, "      = ack {} = server ISN {} + 1", e.ack, opt(e.peer_isn))?;
+            write!(
+                self.buf,
+                "      = ack {} = server ISN {} + 1",
+                e.ack,
+                opt(e.peer_isn)
+            )?;
             if let Some(own) = e.own_isn {
                 write!(self.buf, ", seq {} = client ISN {own} + 1", e.seq)?;
             }
             self.buf.push_str(": each SYN consumes one sequence number");
-        } else if k.contains(Kind::Refused) || (k.contains(Kind::Rst) && matches!(p.rst, Some(RstCheck::RefusalInvalid))) {
-            write!(self.buf, "      = RST ack {} vs client ISN {} + 1: a RST in SYN_SENT is acceptable only if it ACKs the SYN (RFC 9293 §3.10.7.3)", e.ack, opt(e.peer_isn))?;
+        } else if k.contains(Kind::Refused)
+            || (k.contains(Kind::Rst) && matches!(p.rst, Some(RstCheck::RefusalInvalid)))
+        {
+            write!(
+                self.buf,
+                "      = RST ack {} vs client ISN {} + 1: a RST in SYN_SENT is acceptable only if it ACKs the SYN (RFC 9293 §3.10.7.3)",
+                e.ack,
+                opt(e.peer_isn)
+            )?;
         } else if k.contains(Kind::Rst) {
             match e.rst_expected {
-                Some((exp, w)) => write!(self.buf, "      = RST seq {} vs the receiver's next expected {exp} (window {w}): exact → reset; in window → challenge ACK; outside → ignored (RFC 5961 §3.2)", e.seq)?,
-                None => write!(self.buf, "      = RST seq {}: nothing seen from the receiver yet, so its expected number is unknown", e.seq)?,
+                Some((exp, w)) => write!(
+                    self.buf,
+                    "      = RST seq {} vs the receiver's next expected {exp} (window {w}): exact → reset; in window → challenge ACK; outside → ignored (RFC 5961 §3.2)",
+                    e.seq
+                )?,
+                None => write!(
+                    self.buf,
+                    "      = RST seq {}: nothing seen from the receiver yet, so its expected number is unknown",
+                    e.seq
+                )?,
             }
         } else if k.contains(Kind::Fin) || k.contains(Kind::CloseAck) {
             let mut sep = "      = ";
             if let Some(fin) = e.acked_fin {
-                write!(self.buf, "{sep}ack {} = FIN seq {fin} + 1: the FIN consumes one sequence number", e.ack)?;
+                write!(
+                    self.buf,
+                    "{sep}ack {} = FIN seq {fin} + 1: the FIN consumes one sequence number",
+                    e.ack
+                )?;
                 sep = "; ";
             }
             if k.contains(Kind::Fin) {
                 let fin = e.seq.wrapping_add(p.payload);
-                write!(self.buf, "{sep}FIN at seq {fin}: its ACK must be {}", fin.wrapping_add(1))?;
+                write!(
+                    self.buf,
+                    "{sep}FIN at seq {fin}: its ACK must be {}",
+                    fin.wrapping_add(1)
+                )?;
             }
         }
         if self.buf.len() == body {

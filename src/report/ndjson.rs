@@ -341,7 +341,12 @@ impl NdjsonWriter {
     }
 
     /// The final `summary` record.
-    pub fn summary(&mut self, out: &mut dyn Write, packets: u64, a: &AnalysisStats) -> io::Result<()> {
+    pub fn summary(
+        &mut self,
+        out: &mut dyn Write,
+        packets: u64,
+        a: &AnalysisStats,
+    ) -> io::Result<()> {
         self.emit(out, &StatsRec::new(packets, a, true))
     }
 }
@@ -359,7 +364,10 @@ mod tests {
             serde_json::to_string(&NsString(t)).unwrap(),
             "\"1700000000000000001\""
         );
-        assert_eq!(FlagStr(TcpFlags(TcpFlags::SYN | TcpFlags::ACK)).to_string(), "S.");
+        assert_eq!(
+            FlagStr(TcpFlags(TcpFlags::SYN | TcpFlags::ACK)).to_string(),
+            "S."
+        );
         assert_eq!(
             FlagStr(TcpFlags(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK)).to_string(),
             "FP."
