@@ -42,11 +42,11 @@ pub fn run_file(path: &str, cfg: &Config, out: &mut dyn Write) -> anyhow::Result
                 return ControlFlow::Break(());
             }
         }
-        if let Some(seg) = &d.segment {
-            if let Err(e) = analysis.packet(out, seg) {
-                io_err = Some(e);
-                return ControlFlow::Break(());
-            }
+        if let Some(seg) = &d.segment
+            && let Err(e) = analysis.packet(out, seg)
+        {
+            io_err = Some(e);
+            return ControlFlow::Break(());
         }
         if stats.packets >= limit {
             ControlFlow::Break(())

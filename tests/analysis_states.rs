@@ -348,7 +348,7 @@ mod syn_received {
         lacks(&p3, Kind::BadHandshakeAck);
         states(&p3, Established, Established);
         assert_eq!(p3.rtt_ns, Some(2 * MS));
-        assert_eq!((p3.rel_seq, p3.rel_ack), (Some(1).unwrap(), Some(1)));
+        assert_eq!((p3.rel_seq, p3.rel_ack), (1, Some(1)));
         assert_eq!(n.finish()[0].handshake, Handshake::Complete);
     }
 
@@ -553,14 +553,14 @@ mod established {
     fn keep_alive_and_its_ack() {
         // Linux's first keep-alive comes after 2 hours: keep the connection that long.
         let mut n = Net::with(AnalysisConfig {
-            idle_ns: 3 * 3600_000 * MS,
+            idle_ns: 3 * 3_600_000 * MS,
             ..AnalysisConfig::default()
         });
         n.handshake();
         n.send(1, data(1, 100));
         n.send(1, ack_from_server(101));
         let ka = n.send(
-            7200_000,
+            7_200_000,
             Segment {
                 flags: TcpFlags(A),
                 seq: cseq(100),

@@ -259,10 +259,12 @@ impl Conn {
         // Initial RTT: most recent SYN to the first ACK without SYN.
         if fl.syn() && !fl.ack() {
             self.mru_syn_ts = Some(seg.ts);
-        } else if fl.ack() && !fl.syn() && self.irtt_ns.is_none() {
-            if let Some(t) = self.mru_syn_ts {
-                self.irtt_ns = Some(ns_between(t, seg.ts));
-            }
+        } else if fl.ack()
+            && !fl.syn()
+            && self.irtt_ns.is_none()
+            && let Some(t) = self.mru_syn_ts
+        {
+            self.irtt_ns = Some(ns_between(t, seg.ts));
         }
 
         self.pre_nextseq = f.nextseq;
@@ -401,19 +403,17 @@ impl Conn {
         // 10. ACKed unseen segment.
         if fl.ack() {
             let m = r.maxseqtobeacked;
-            if m.0 != 0 {
-                if ack.after(m) {
-                    let next = r.nextseq;
-                    // Wireshark compares these two raw numbers without wrap handling.
-                    if m.0 > next.0 {
-                        r.maxseqtobeacked = next;
+            if m.0 != 0 && ack.after(m) {
+                let next = r.nextseq;
+                // Wireshark compares these two raw numbers without wrap handling.
+                if m.0 > next.0 {
+                    r.maxseqtobeacked = next;
+                    k.push(Kind::AckLostSegment);
+                } else {
+                    if r.dupacknum == 0 {
                         k.push(Kind::AckLostSegment);
-                    } else {
-                        if r.dupacknum == 0 {
-                            k.push(Kind::AckLostSegment);
-                        }
-                        r.dupacknum = u32::MAX;
                     }
+                    r.dupacknum = u32::MAX;
                 }
             }
         }
@@ -479,26 +479,27 @@ impl Conn {
         let mut close_step = false;
         if fl.ack() {
             // Handshake 3/3: the ACK of the SYN-ACK moves both sides to ESTABLISHED.
-            if r.state == TcpState::SynReceived && !fl.syn() {
-                if let Some(isn) = r.isn {
-                    if ack == isn.plus(1) {
-                        info.kinds.push(Kind::HandshakeAck);
-                        if f.isn.is_some_and(|i| seq != i.plus(1)) {
-                            info.kinds.push(Kind::BadHandshakeAck);
-                        }
-                        set_state(r, to, TcpState::Established, info);
-                        if matches!(f.state, TcpState::SynSent | TcpState::Closed) {
-                            set_state(f, from, TcpState::Established, info);
-                        }
-                        if !self.ack_seen && self.syn_seen {
-                            self.ack_seen = true;
-                            let rtt = ns_between(self.synack_ts, now);
-                            self.synack_ack_ns = Some(rtt);
-                            info.rtt_ns = Some(rtt);
-                        }
-                    } else {
+            if r.state == TcpState::SynReceived
+                && !fl.syn()
+                && let Some(isn) = r.isn
+            {
+                if ack == isn.plus(1) {
+                    info.kinds.push(Kind::HandshakeAck);
+                    if f.isn.is_some_and(|i| seq != i.plus(1)) {
                         info.kinds.push(Kind::BadHandshakeAck);
                     }
+                    set_state(r, to, TcpState::Established, info);
+                    if matches!(f.state, TcpState::SynSent | TcpState::Closed) {
+                        set_state(f, from, TcpState::Established, info);
+                    }
+                    if !self.ack_seen && self.syn_seen {
+                        self.ack_seen = true;
+                        let rtt = ns_between(self.synack_ts, now);
+                        self.synack_ack_ns = Some(rtt);
+                        info.rtt_ns = Some(rtt);
+                    }
+                } else {
+                    info.kinds.push(Kind::BadHandshakeAck);
                 }
             }
             // The peer's FIN is acknowledged: its sender moves on.
@@ -534,31 +535,29 @@ impl Conn {
         if fl.syn() {
             self.syn(from, f, r, seg, info);
         }
-        if fl.fin() {
-            if f.fin_seq.is_none() {
-                let fin_at = seq.plus(seg.payload_len + u32::from(fl.syn()));
-                f.fin_seq = Some(fin_at);
-                info.kinds.push(Kind::Fin);
-                close_step = true;
-                match f.state {
-                    TcpState::CloseWait => set_state(f, from, TcpState::LastAck, info),
-                    TcpState::Established | TcpState::SynReceived | TcpState::SynSent => {
-                        set_state(f, from, TcpState::FinWait1, info)
-                    }
-                    _ => {}
+        if fl.fin() && f.fin_seq.is_none() {
+            let fin_at = seq.plus(seg.payload_len + u32::from(fl.syn()));
+            f.fin_seq = Some(fin_at);
+            info.kinds.push(Kind::Fin);
+            close_step = true;
+            match f.state {
+                TcpState::CloseWait => set_state(f, from, TcpState::LastAck, info),
+                TcpState::Established | TcpState::SynReceived | TcpState::SynSent => {
+                    set_state(f, from, TcpState::FinWait1, info)
                 }
-                match self.initiator {
-                    None => self.initiator = Some(Initiator::Side(from)),
-                    Some(Initiator::Side(s)) if s != from && !f.got_peer_fin => {
-                        self.initiator = Some(Initiator::Simultaneous);
-                        self.close = CloseKind::Simultaneous;
-                        self.close_total = 4;
-                    }
-                    _ => {}
+                _ => {}
+            }
+            match self.initiator {
+                None => self.initiator = Some(Initiator::Side(from)),
+                Some(Initiator::Side(s)) if s != from && !f.got_peer_fin => {
+                    self.initiator = Some(Initiator::Simultaneous);
+                    self.close = CloseKind::Simultaneous;
+                    self.close_total = 4;
                 }
-                if self.close == CloseKind::None {
-                    self.close = CloseKind::HalfClose;
-                }
+                _ => {}
+            }
+            if self.close == CloseKind::None {
+                self.close = CloseKind::HalfClose;
             }
         }
         if close_step {

@@ -112,11 +112,9 @@ impl Zeek {
     pub fn packet(&mut self, orig: bool, flags: TcpFlags, seq: u32, payload: u32, window: u16) {
         if !self.started {
             self.started = true;
-            if !orig {
-                if usize::from(self.len) < HIST_CAP {
-                    self.hist[0] = b'^';
-                    self.len = 1;
-                }
+            if !orig && usize::from(self.len) < HIST_CAP {
+                self.hist[0] = b'^';
+                self.len = 1;
             }
         }
         let (syn, fin, rst, ack) = (flags.syn(), flags.fin(), flags.rst(), flags.ack());

@@ -283,8 +283,7 @@ impl Annotator {
             let last = ts
                 .iter()
                 .flatten()
-                .filter(|x| x.side == t.side)
-                .last()
+                .rfind(|x| x.side == t.side)
                 .map(|x| x.to);
             let to = last.unwrap_or(t.to);
             write!(self.buf, "{lead}{} {to}", t.side)?;

@@ -46,12 +46,9 @@ impl ConnTable {
         let mut t = Table::new();
         t.load_style(presets::UTF8_FULL_CONDENSED);
         t.set_content_arrangement(ContentArrangement::Dynamic);
-        match width {
-            Some(w) => {
-                t.force_no_tty();
-                t.set_width(w);
-            }
-            None => {}
+        if let Some(w) = width {
+            t.force_no_tty();
+            t.set_width(w);
         }
         t.set_header(vec![
             "id",
