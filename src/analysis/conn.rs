@@ -400,22 +400,13 @@ impl Conn {
             f.lastnondupack = seg.number;
             f.dupacknum = 0;
         }
-        // 10. ACKed unseen segment.
-        if fl.ack() {
-            let m = r.maxseqtobeacked;
-            if m.0 != 0 && ack.after(m) {
-                let next = r.nextseq;
-                // Wireshark compares these two raw numbers without wrap handling.
-                if m.0 > next.0 {
-                    r.maxseqtobeacked = next;
-                    k.push(Kind::AckLostSegment);
-                } else {
-                    if r.dupacknum == 0 {
-                        k.push(Kind::AckLostSegment);
-                    }
-                    r.dupacknum = u32::MAX;
-                }
-            }
+        // 10. ACKed unseen segment. tshark 4.0.17 flags every ACK beyond the peer's highest
+        // contiguous seq and then moves that mark to the peer's highest seq (the suppression
+        // by duplicate-ACK count found in later sources is not in 4.0; checked on the corpus).
+        if fl.ack() && r.maxseqtobeacked.0 != 0 && ack.after(r.maxseqtobeacked) {
+            k.push(Kind::AckLostSegment);
+            r.maxseqtobeacked = r.nextseq;
+            r.dupacknum = u32::MAX;
         }
         // 11. Retransmission family.
         if (len > 0 || fl.syn() || fl.fin()) && !keep_alive {
