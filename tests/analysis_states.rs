@@ -161,7 +161,7 @@ mod closed_and_listen {
     use super::*;
 
     #[test]
-    fn syn_moves_client_to_syn_sent_server_listens() {
+    fn syn_moves_client_to_syn_sent() {
         let mut n = Net::new();
         let p = n.send(
             0,
@@ -171,7 +171,8 @@ mod closed_and_listen {
             },
         );
         has(&p, Kind::HandshakeSyn);
-        states(&p, SynSent, Listen);
+        // Nothing shows the server listening until it answers.
+        states(&p, SynSent, Closed);
         assert_eq!(p.from, Some(Side::Client));
         assert_eq!(p.conn, 0);
     }
@@ -333,6 +334,8 @@ mod syn_received {
         );
         has(&p2, Kind::HandshakeSynack);
         states(&p2, SynSent, SynReceived);
+        let t = p2.transitions().next().unwrap();
+        assert_eq!((t.side, t.from, t.to), (Side::Server, Listen, SynReceived));
         assert_eq!(p2.rtt_ns, Some(3 * MS));
         assert_eq!(p2.rel_ack, Some(1));
         let p3 = n.send(

@@ -122,6 +122,11 @@ fn ns_between(a: Timestamp, b: Timestamp) -> i64 {
     b.0.saturating_sub(a.0)
 }
 
+/// Wireshark keeps these time differences unsigned: time running backwards is "long ago".
+fn within(delta: i64, limit: i64) -> bool {
+    (0..limit).contains(&delta)
+}
+
 impl Conn {
     /// Starts a connection at its first packet. The client is the SYN's sender, or the SYN-ACK's
     /// receiver; with neither, the side with the higher port (servers listen on the lower,
@@ -172,8 +177,6 @@ impl Conn {
             // Without a handshake both sides are assumed open.
             c.h[0].state = TcpState::Established;
             c.h[1].state = TcpState::Established;
-        } else {
-            c.h[1].state = TcpState::Listen;
         }
         c
     }
@@ -421,11 +424,13 @@ impl Conn {
             } else if not_adv
                 && r.dupacknum >= 2
                 && r.lastack == seq
-                && ns_between(r.lastack_ts, now) < FAST_RT_NS
+                && within(ns_between(r.lastack_ts, now), FAST_RT_NS)
             {
                 k.push(Kind::FastRetransmission);
                 k.push(Kind::Retransmission);
-            } else if not_adv && ns_between(f.nextseq_ts, now) < ooo_ns && f.nextseq != nextseq_this
+            } else if not_adv
+                && within(ns_between(f.nextseq_ts, now), ooo_ns)
+                && f.nextseq != nextseq_this
             {
                 k.push(Kind::OutOfOrder);
             } else if not_adv {
@@ -604,9 +609,6 @@ impl Conn {
                 f.isn = Some(seq);
                 self.syn_seen = true;
                 set_state(f, from, TcpState::SynSent, info);
-                if r.state == TcpState::Closed {
-                    r.state = TcpState::Listen;
-                }
             }
             if seg.payload_len > 0 {
                 info.kinds.push(Kind::SynWithData);
@@ -637,6 +639,10 @@ impl Conn {
                 if r.state == TcpState::Closed {
                     // The SYN was not captured: its sender must be in SYN_SENT.
                     r.state = TcpState::SynSent;
+                }
+                if f.state == TcpState::Closed {
+                    // Answering a SYN proves the server was listening.
+                    f.state = TcpState::Listen;
                 }
                 set_state(f, from, TcpState::SynReceived, info);
             }
@@ -706,10 +712,8 @@ impl Conn {
         }
         let closed_by_fins = f.fin_seq.is_some() && r.fin_seq.is_some();
         if !closed_by_fins {
+            // close_initiator stays the first FIN's sender (or null): a RST is an abort.
             self.close = CloseKind::Reset;
-            if self.initiator.is_none() {
-                self.initiator = Some(Initiator::Side(from));
-            }
         }
         if self.ended_at.is_none() {
             self.ended_at = Some(seg.ts);

@@ -117,7 +117,7 @@ impl CloseKind {
     }
 }
 
-/// Who started the close.
+/// Who started the FIN close (a RST abort has no initiator).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Initiator {
     /// One side.

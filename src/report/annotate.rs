@@ -83,12 +83,7 @@ impl Annotator {
         let mut headline = true;
         if k.contains(Kind::HandshakeSyn) {
             self.paint(CYAN);
-            write!(
-                self.buf,
-                "handshake 1/3: client {} (server {})",
-                st(p, Side::Client),
-                st(p, Side::Server)
-            )?;
+            write!(self.buf, "handshake 1/3: client {}", st(p, Side::Client))?;
         } else if k.contains(Kind::SynRetransmission) || k.contains(Kind::SynackRetransmission) {
             self.paint(YELLOW);
             let what = if k.contains(Kind::SynRetransmission) {
