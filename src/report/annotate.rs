@@ -184,7 +184,9 @@ impl Annotator {
             let phrase = match kind {
                 Kind::Retransmission
                     if k.contains(Kind::FastRetransmission)
-                        || k.contains(Kind::SpuriousRetransmission) =>
+                        || k.contains(Kind::SpuriousRetransmission)
+                        || k.contains(Kind::SynRetransmission)
+                        || k.contains(Kind::SynackRetransmission) =>
                 {
                     continue;
                 }
