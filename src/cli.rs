@@ -97,6 +97,15 @@ pub struct OutputArgs {
     /// Stop after this many packets (tcpdump -c).
     #[arg(short = 'c')]
     pub count: Option<u64>,
+    /// Maximum segment lifetime in seconds: TIME_WAIT lasts 2 MSL of capture time.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub msl: f64,
+    /// Forget a connection after this many seconds without a packet.
+    #[arg(long = "idle-timeout", default_value_t = 300.0, value_name = "SECONDS")]
+    pub idle_timeout: f64,
+    /// Most connections tracked at once; the least recently active are evicted beyond it.
+    #[arg(long = "max-connections", default_value_t = 1_000_000)]
+    pub max_connections: usize,
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The validated run configuration, built from the parsed flags once all parsing is done.
 
+use crate::analysis::AnalysisConfig;
 use crate::cli::OutputArgs;
+use std::io::IsTerminal;
 
 /// Which report the run produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +66,18 @@ pub struct Config {
     pub count: Option<u64>,
     /// Flush the output after every packet (live capture streams as packets arrive).
     pub flush_each: bool,
+    /// Timers and limits of the TCP analysis.
+    pub analysis: AnalysisConfig,
+    /// Colour the annotations (standard output is a terminal).
+    pub color: bool,
+}
+
+/// Seconds (from the command line) to nanoseconds, checked.
+fn secs_to_ns(name: &str, s: f64) -> anyhow::Result<i64> {
+    if !(s.is_finite() && s > 0.0 && s < 1e9) {
+        anyhow::bail!("--{name} must be a positive number of seconds, got {s}");
+    }
+    Ok((s * 1e9) as i64)
 }
 
 impl Config {
@@ -102,6 +116,13 @@ impl Config {
             explain: a.explain,
             count: a.count,
             flush_each: false,
+            analysis: AnalysisConfig {
+                msl_ns: secs_to_ns("msl", a.msl)?,
+                idle_ns: secs_to_ns("idle-timeout", a.idle_timeout)?,
+                max_connections: a.max_connections.max(1),
+                ..AnalysisConfig::default()
+            },
+            color: std::io::stdout().is_terminal(),
         })
     }
 }

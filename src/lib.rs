@@ -13,6 +13,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -7,6 +7,7 @@ use crate::capture::{CaptureError, Frame};
 use crate::config::{Config, Mode};
 use crate::decode;
 use crate::filter::Filter;
+use crate::report::analysis::AnalysisReport;
 use crate::report::tcpdump::TcpdumpPrinter;
 use crate::stats::Stats;
 use std::io::Write;
@@ -28,6 +29,9 @@ pub struct Run<'o> {
     cfg: Config,
     filter: Option<Filter>,
     printer: TcpdumpPrinter,
+    analysis: AnalysisReport,
+    /// The input's name, for the reports.
+    input: String,
     stats: Stats,
     out: &'o mut dyn Write,
     /// Frames that passed the filter: tcpdump's `-#` and `-c` count these.
@@ -37,12 +41,14 @@ pub struct Run<'o> {
 }
 
 impl<'o> Run<'o> {
-    /// Sets up the stages for one run writing to `out`.
-    pub fn new(cfg: &Config, filter: Option<Filter>, out: &'o mut dyn Write) -> Self {
+    /// Sets up the stages for one run over `input` writing to `out`.
+    pub fn new(cfg: &Config, input: &str, filter: Option<Filter>, out: &'o mut dyn Write) -> Self {
         Run {
             cfg: cfg.clone(),
             filter,
             printer: TcpdumpPrinter::new(cfg.line),
+            analysis: AnalysisReport::new(cfg),
+            input: input.to_string(),
             stats: Stats::default(),
             out,
             passed: 0,
@@ -71,6 +77,11 @@ impl<'o> Run<'o> {
         {
             return self.fail(e.into());
         }
+        if let Some(seg) = &d.segment
+            && let Err(e) = self.analysis.packet(self.out, seg)
+        {
+            return self.fail(e.into());
+        }
         if self.cfg.flush_each
             && let Err(e) = self.out.flush()
         {
@@ -89,10 +100,12 @@ impl<'o> Run<'o> {
     }
 
     /// Ends the run with the capture's result: writes the end-of-run reports.
-    pub fn finish(self, capture: Result<(), CaptureError>) -> anyhow::Result<Outcome> {
+    pub fn finish(mut self, capture: Result<(), CaptureError>) -> anyhow::Result<Outcome> {
         if let Some(e) = self.fatal {
             return Err(e);
         }
+        self.analysis
+            .finish(self.out, &self.input, self.stats.packets)?;
         self.out.flush()?;
         let damage = match capture {
             Ok(()) => None,
@@ -133,7 +146,7 @@ pub fn run_file(
         f.set_big_endian(source.info().big_endian);
         f
     });
-    let mut run = Run::new(cfg, filter, out);
+    let mut run = Run::new(cfg, path, filter, out);
     let result = source.run(|frame| run.on_frame(frame));
     let mut outcome = run.finish(result)?;
     outcome.input = Some(source.info().clone());
@@ -156,7 +169,7 @@ pub fn run_live(
         opts.snaplen
     );
     // The kernel already filtered: no user-space filter.
-    let mut run = Run::new(cfg, None, out);
+    let mut run = Run::new(cfg, &opts.iface, None, out);
     let result = source.run(|frame| run.on_frame(frame));
     let outcome = run.finish(result)?;
     Ok((outcome, source.stats()))

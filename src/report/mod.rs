@@ -1,5 +1,9 @@
 //! Report stage: the printers, peers over one stream of decoded packets.
 
+pub mod analysis;
+pub mod annotate;
+pub mod ndjson;
 pub mod seqtable;
+pub mod table;
 pub mod tcpdump;
 pub mod tstamp;

@@ -1,0 +1,770 @@
+//! One connection: both endpoints' RFC 9293 states, Wireshark's per-direction analysis and
+//! Zeek's summary, updated packet by packet.
+//!
+//! Transitions are attached to the packet that causes or proves them, as seen from the capture
+//! point: a side's own packet proves what it received (an ACK of the peer's SYN or FIN moves
+//! the sender to ESTABLISHED, CLOSE_WAIT, CLOSING or TIME_WAIT), and an ACK moves its receiver
+//! (SYN_RECEIVED → ESTABLISHED, FIN_WAIT_1 → FIN_WAIT_2, CLOSING → TIME_WAIT, LAST_ACK → CLOSED).
+//! So the client's ESTABLISHED shows on handshake step 3, its own ACK.
+
+use super::zeek::Zeek;
+use super::{
+    CloseKind, ConnSummary, EndReason, Handshake, Initiator, Kind, LostHint, PacketInfo, RstCheck,
+    SeqNumber, Side, SideCounts, TcpState, Transition, ZeekHistory,
+};
+use crate::capture::Timestamp;
+use crate::decode::Segment;
+use std::net::SocketAddr;
+
+/// Wireshark's `lastsegmentflags` bits we need.
+const LAST_KEEP_ALIVE: u8 = 1;
+const LAST_ZWP: u8 = 2;
+/// Wireshark's out-of-order threshold when the handshake RTT is unknown.
+const OOO_DEFAULT_NS: i64 = 3_000_000;
+/// Wireshark's fast-retransmission window after the last duplicate ACK.
+const FAST_RT_NS: i64 = 20_000_000;
+
+/// One direction's state.
+#[derive(Clone, Copy, Debug, Default)]
+struct Half {
+    /// ISN from this side's SYN.
+    isn: Option<SeqNumber>,
+    /// SYNs (or SYN-ACKs) sent, and when the last one was.
+    syn_tries: u32,
+    last_syn_ts: Timestamp,
+    /// Window scale offered on the SYN: None = no SYN seen, Some(None) = no option.
+    wscale: Option<Option<u8>>,
+    /// Base for relative numbers (Wireshark: ISN, or first seq − 1, or peer's ack − 1).
+    base: Option<SeqNumber>,
+    // Wireshark's tcp_analyze_seq_flow_info_t; like Wireshark, 0 means "not set yet" (its
+    // zero-initialised fields are compared as they are, which some flags depend on).
+    nextseq: SeqNumber,
+    nextseq_ts: Timestamp,
+    maxseqtobeacked: SeqNumber,
+    lastack: SeqNumber,
+    lastack_ts: Timestamp,
+    window: u16,
+    is_first_ack: bool,
+    /// Unsigned as in Wireshark: its "-1" (after an ACKed unseen segment) reads as >= 2.
+    dupacknum: u32,
+    lastnondupack: u64,
+    last_flags: u8,
+    // RFC 9293
+    state: TcpState,
+    fin_seq: Option<SeqNumber>,
+    fin_acked: bool,
+    got_peer_fin: bool,
+    counts: SideCounts,
+}
+
+impl Half {
+    /// Wireshark's `win_scale`: -1 unknown, -2 no scaling, else the shift.
+    fn win_scale(&self, peer: &Half) -> i8 {
+        match (self.wscale, peer.wscale) {
+            (Some(Some(a)), Some(Some(_))) => a as i8,
+            (Some(_), Some(_)) => -2,
+            _ => -1,
+        }
+    }
+}
+
+/// A tracked connection.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    pub(crate) id: u64,
+    client: SocketAddr,
+    server: SocketAddr,
+    first_ts: Timestamp,
+    pub(crate) last_ts: Timestamp,
+    h: [Half; 2],
+    first_packet: bool,
+    syn_seen: bool,
+    synack_seen: bool,
+    synack_ts: Timestamp,
+    ack_seen: bool,
+    refused: bool,
+    syn_since_synack: bool,
+    mru_syn_ts: Option<Timestamp>,
+    irtt_ns: Option<i64>,
+    syn_synack_ns: Option<i64>,
+    synack_ack_ns: Option<i64>,
+    midstream: bool,
+    port_reuse: bool,
+    close_steps: u8,
+    close_total: u8,
+    close: CloseKind,
+    initiator: Option<Initiator>,
+    /// When the close finished (both sides done) or a RST ended it.
+    pub(crate) ended_at: Option<Timestamp>,
+    pub(crate) reset: bool,
+    zeek: Zeek,
+    /// The sender's next sequence number before the current packet (for RST checks).
+    pre_nextseq: SeqNumber,
+}
+
+fn set_state(h: &mut Half, side: Side, to: TcpState, info: &mut PacketInfo) {
+    if h.state != to {
+        info.push_transition(Transition {
+            side,
+            from: h.state,
+            to,
+        });
+        h.state = to;
+        match to {
+            TcpState::TimeWait => info.kinds.push(Kind::TimeWait),
+            TcpState::CloseWait => info.kinds.push(Kind::CloseWait),
+            _ => {}
+        }
+    }
+}
+
+fn ns_between(a: Timestamp, b: Timestamp) -> i64 {
+    b.0.saturating_sub(a.0)
+}
+
+/// Wireshark keeps these time differences unsigned: time running backwards is "long ago".
+fn within(delta: i64, limit: i64) -> bool {
+    (0..limit).contains(&delta)
+}
+
+impl Conn {
+    /// Starts a connection at its first packet. The client is the SYN's sender, or the SYN-ACK's
+    /// receiver; with neither, the side with the higher port (servers listen on the lower,
+    /// well-known or registered port; clients use ephemeral ports), the sender on a tie.
+    pub(crate) fn new(id: u64, seg: &Segment, port_reuse: bool) -> Conn {
+        let src = SocketAddr::new(seg.src, seg.sport);
+        let dst = SocketAddr::new(seg.dst, seg.dport);
+        let sender_is_client = if seg.flags.syn() {
+            !seg.flags.ack()
+        } else {
+            seg.sport >= seg.dport
+        };
+        let (client, server) = if sender_is_client {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        let mut c = Conn {
+            id,
+            client,
+            server,
+            first_ts: seg.ts,
+            last_ts: seg.ts,
+            h: [Half::default(); 2],
+            first_packet: true,
+            syn_seen: false,
+            synack_seen: false,
+            synack_ts: seg.ts,
+            ack_seen: false,
+            refused: false,
+            syn_since_synack: false,
+            mru_syn_ts: None,
+            irtt_ns: None,
+            syn_synack_ns: None,
+            synack_ack_ns: None,
+            midstream: !seg.flags.syn(),
+            port_reuse,
+            close_steps: 0,
+            close_total: 0,
+            close: CloseKind::None,
+            initiator: None,
+            ended_at: None,
+            reset: false,
+            zeek: Zeek::default(),
+            pre_nextseq: SeqNumber(0),
+        };
+        if c.midstream {
+            // Without a handshake both sides are assumed open.
+            c.h[0].state = TcpState::Established;
+            c.h[1].state = TcpState::Established;
+        }
+        c
+    }
+
+    /// Which side sent `seg`.
+    pub(crate) fn side_of(&self, seg: &Segment) -> Side {
+        if seg.sport == self.client.port() && seg.src == self.client.ip() {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    /// True when `seg` starts a new connection on this 4-tuple (Wireshark's rule: a SYN
+    /// without ACK whose seq differs from the sender's base sequence number).
+    pub(crate) fn starts_new(&self, seg: &Segment) -> bool {
+        if !seg.flags.syn() || seg.flags.ack() {
+            return false;
+        }
+        let h = &self.h[self.side_of(seg).index()];
+        h.base.is_some_and(|b| b != SeqNumber(seg.seq))
+    }
+
+    /// True once the close or a RST finished the connection; `until` is when it may be freed.
+    pub(crate) fn expiry(&self, two_msl: i64, reset_linger: i64) -> Option<i64> {
+        let at = self.ended_at?;
+        let tw = self.h.iter().any(|h| h.state == TcpState::TimeWait);
+        let linger = if self.reset && !tw {
+            reset_linger
+        } else {
+            two_msl
+        };
+        Some(at.0.saturating_add(linger))
+    }
+
+    /// Analyses one segment of this connection.
+    pub(crate) fn segment(&mut self, seg: &Segment, info: &mut PacketInfo) {
+        let from = self.side_of(seg);
+        let (fi, ri) = (from.index(), from.peer().index());
+        let mut f = self.h[fi];
+        let mut r = self.h[ri];
+        let fl = seg.flags;
+        let seq = SeqNumber(seg.seq);
+        let ack = SeqNumber(seg.ack);
+        self.last_ts = seg.ts;
+        info.conn = self.id;
+        info.from = Some(from);
+        info.payload = seg.payload_len;
+        info.explain.seq = seg.seq;
+        info.explain.ack = seg.ack;
+        if self.first_packet {
+            self.first_packet = false;
+            if self.midstream {
+                info.kinds.push(Kind::Midstream);
+            }
+            if self.port_reuse {
+                info.kinds.push(Kind::PortReuse);
+            }
+        }
+
+        // Wireshark step 0: bases for relative numbers; window scale offers.
+        if fl.syn() {
+            f.wscale = Some(seg.options.wscale.map(|w| w.min(14)));
+            f.is_first_ack = true;
+        }
+        if f.base.is_none() {
+            f.base = Some(if fl.syn() { seq } else { seq.minus(1) });
+        }
+        if r.base.is_none() && fl.ack() {
+            r.base = Some(ack.minus(1));
+        }
+        info.rel_seq = seq.delta(f.base.unwrap_or(seq)) as u32;
+        info.rel_ack = fl.ack().then(|| ack.delta(r.base.unwrap_or(ack)) as u32);
+        info.scaled_window = if fl.syn() {
+            Some(u64::from(seg.window))
+        } else {
+            match f.win_scale(&r) {
+                -1 => None,
+                -2 => Some(u64::from(seg.window)),
+                s => Some(u64::from(seg.window) << s),
+            }
+        };
+        // Initial RTT: most recent SYN to the first ACK without SYN.
+        if fl.syn() && !fl.ack() {
+            self.mru_syn_ts = Some(seg.ts);
+        } else if fl.ack()
+            && !fl.syn()
+            && self.irtt_ns.is_none()
+            && let Some(t) = self.mru_syn_ts
+        {
+            self.irtt_ns = Some(ns_between(t, seg.ts));
+        }
+
+        self.pre_nextseq = f.nextseq;
+        self.wireshark(&mut f, &mut r, seg, info);
+        self.rfc(from, &mut f, &mut r, seg, info);
+        self.zeek.packet(
+            from == Side::Client,
+            fl,
+            seg.seq,
+            seg.payload_len,
+            seg.window,
+        );
+
+        f.counts.packets += 1;
+        f.counts.bytes += u64::from(seg.payload_len);
+        let k = &info.kinds;
+        if k.contains(Kind::Retransmission) || k.contains(Kind::OutOfOrder) {
+            f.counts.retransmissions += 1;
+        }
+        if k.contains(Kind::DuplicateAck) {
+            f.counts.dup_acks += 1;
+        }
+        if k.contains(Kind::ZeroWindow) {
+            f.counts.zero_windows += 1;
+        }
+        info.explain.own_isn = f.isn.map(|s| s.0);
+        info.explain.peer_isn = r.isn.map(|s| s.0);
+        self.h[fi] = f;
+        self.h[ri] = r;
+        info.states = (self.h[0].state, self.h[1].state);
+    }
+
+    /// Wireshark's `tcp_analyze_sequence_number`, in its order (notes/peers.md §3.2).
+    fn wireshark(&mut self, f: &mut Half, r: &mut Half, seg: &Segment, info: &mut PacketInfo) {
+        let fl = seg.flags;
+        let now = seg.ts;
+        let seq = SeqNumber(seg.seq);
+        let ack = SeqNumber(seg.ack);
+        let len = seg.payload_len;
+        let win = seg.window;
+        let no_sfr = !fl.syn() && !fl.fin() && !fl.rst();
+        let nextseq_this = seq.plus(len + u32::from(fl.syn()) + u32::from(fl.fin()));
+        let k = &mut info.kinds;
+        let mut this_flags = 0u8;
+        let mut zwp = false;
+        let mut keep_alive = false;
+        let at_next = f.nextseq == seq;
+        let same_ack = f.lastack == ack;
+        let next_set = f.nextseq.0 != 0;
+
+        'fwd: {
+            // 1. Zero-window probe: one byte at the next seq while the peer's window is 0.
+            if len == 1 && at_next && r.window == 0 {
+                k.push(Kind::ZeroWindowProbe);
+                this_flags |= LAST_ZWP;
+                zwp = true;
+                break 'fwd;
+            }
+            // 2. Zero window.
+            if win == 0 && no_sfr {
+                k.push(Kind::ZeroWindow);
+            }
+            // 3. Previous segment not captured.
+            if next_set && seq.after(f.nextseq) && !fl.rst() {
+                k.push(Kind::LostSegment);
+            }
+            // 4. Keep-alive: 0 or 1 byte at next seq − 1.
+            if len <= 1 && no_sfr && seq == f.nextseq.minus(1) {
+                k.push(Kind::KeepAlive);
+                this_flags |= LAST_KEEP_ALIVE;
+                keep_alive = true;
+                if len == 0 && r.window == 0 {
+                    // Linux probes a zero window this way (tcp_xmit_probe_skb, snd_una − 1).
+                    k.push(Kind::ZeroWindowProbe);
+                    info.linux_zwp = true;
+                }
+            }
+            // 5. Window update.
+            if len == 0 && win != 0 && f.window != win && at_next && same_ack && no_sfr {
+                k.push(Kind::WindowUpdate);
+            }
+            // 6. Window full: the segment ends exactly at the receiver's right window edge.
+            let rs = r.win_scale(f);
+            if len > 0 && no_sfr && rs != -1 {
+                let shift = if r.is_first_ack || rs == -2 {
+                    0
+                } else {
+                    rs as u32
+                };
+                let edge = r.lastack.plus(u32::from(r.window) << shift);
+                if seq.plus(len) == edge {
+                    k.push(Kind::WindowFull);
+                }
+            }
+            let unchanged = f.window == win;
+            // 7. Keep-alive ACK.
+            if len == 0
+                && win != 0
+                && unchanged
+                && at_next
+                && same_ack
+                && no_sfr
+                && r.last_flags & LAST_KEEP_ALIVE != 0
+            {
+                k.push(Kind::KeepAliveAck);
+                break 'fwd;
+            }
+            // 8. Zero-window-probe ACK.
+            if len == 0
+                && win == 0
+                && unchanged
+                && at_next
+                && same_ack
+                && no_sfr
+                && r.last_flags & LAST_ZWP != 0
+            {
+                k.push(Kind::ZeroWindowProbeAck);
+                break 'fwd;
+            }
+            // 9. Duplicate ACK.
+            if len == 0 && win != 0 && unchanged && at_next && same_ack && no_sfr {
+                f.dupacknum = if f.dupacknum == u32::MAX {
+                    1
+                } else {
+                    f.dupacknum + 1
+                };
+                info.dup_ack = Some((f.dupacknum, f.lastnondupack));
+                k.push(Kind::DuplicateAck);
+            }
+        }
+        // finished_fwd (Wireshark stores and compares the ack field whatever the ACK flag)
+        if f.lastack != ack {
+            f.lastnondupack = seg.number;
+            f.dupacknum = 0;
+        }
+        // 10. ACKed unseen segment. tshark 4.0.17 flags every ACK beyond the peer's highest
+        // contiguous seq and then moves that mark to the peer's highest seq (the suppression
+        // by duplicate-ACK count found in later sources is not in 4.0; checked on the corpus).
+        if fl.ack() && r.maxseqtobeacked.0 != 0 && ack.after(r.maxseqtobeacked) {
+            k.push(Kind::AckLostSegment);
+            r.maxseqtobeacked = r.nextseq;
+            r.dupacknum = u32::MAX;
+        }
+        // 11. Retransmission family.
+        if (len > 0 || fl.syn() || fl.fin()) && !keep_alive {
+            let mut not_adv = next_set && seq.before(f.nextseq);
+            if len > 1 && f.nextseq.minus(1) == seq {
+                not_adv = false;
+            }
+            let ooo_ns = self.irtt_ns.unwrap_or(OOO_DEFAULT_NS);
+            if len > 0 && r.lastack.0 != 0 && seq.plus(len).before_eq(r.lastack) {
+                k.push(Kind::SpuriousRetransmission);
+                k.push(Kind::Retransmission);
+            } else if not_adv
+                && r.dupacknum >= 2
+                && r.lastack == seq
+                && within(ns_between(r.lastack_ts, now), FAST_RT_NS)
+            {
+                k.push(Kind::FastRetransmission);
+                k.push(Kind::Retransmission);
+            } else if not_adv
+                && within(ns_between(f.nextseq_ts, now), ooo_ns)
+                && f.nextseq != nextseq_this
+            {
+                k.push(Kind::OutOfOrder);
+            } else if not_adv {
+                k.push(Kind::Retransmission);
+            }
+        }
+        // 12. Book-keeping.
+        if !zwp && (!next_set || nextseq_this.after(f.nextseq)) {
+            f.nextseq = nextseq_this;
+            f.nextseq_ts = now;
+        }
+        if !zwp && (f.maxseqtobeacked.0 == 0 || f.maxseqtobeacked == seq) {
+            f.maxseqtobeacked = f.nextseq;
+        }
+        f.window = win;
+        f.lastack = ack;
+        f.lastack_ts = now;
+        if fl.ack() && !fl.syn() {
+            f.is_first_ack = false;
+        }
+        f.last_flags = this_flags;
+    }
+
+    /// RFC 9293 states, handshake and close steps.
+    fn rfc(
+        &mut self,
+        from: Side,
+        f: &mut Half,
+        r: &mut Half,
+        seg: &Segment,
+        info: &mut PacketInfo,
+    ) {
+        let fl = seg.flags;
+        let now = seg.ts;
+        let seq = SeqNumber(seg.seq);
+        let ack = SeqNumber(seg.ack);
+        let to = from.peer();
+        if fl.rst() {
+            self.rst(from, f, r, seg, info);
+            return;
+        }
+        let mut close_step = false;
+        if fl.ack() {
+            // Handshake 3/3: the ACK of the SYN-ACK moves both sides to ESTABLISHED.
+            if r.state == TcpState::SynReceived
+                && !fl.syn()
+                && let Some(isn) = r.isn
+            {
+                if ack == isn.plus(1) {
+                    info.kinds.push(Kind::HandshakeAck);
+                    if f.isn.is_some_and(|i| seq != i.plus(1)) {
+                        info.kinds.push(Kind::BadHandshakeAck);
+                    }
+                    set_state(r, to, TcpState::Established, info);
+                    if matches!(f.state, TcpState::SynSent | TcpState::Closed) {
+                        set_state(f, from, TcpState::Established, info);
+                    }
+                    if !self.ack_seen && self.syn_seen {
+                        self.ack_seen = true;
+                        let rtt = ns_between(self.synack_ts, now);
+                        self.synack_ack_ns = Some(rtt);
+                        info.rtt_ns = Some(rtt);
+                    }
+                } else {
+                    info.kinds.push(Kind::BadHandshakeAck);
+                }
+            }
+            // The peer's FIN is acknowledged: its sender moves on.
+            if let Some(fs) = r.fin_seq {
+                if !r.fin_acked && ack.after(fs) {
+                    r.fin_acked = true;
+                    info.explain.acked_fin = Some(fs.0);
+                    close_step = true;
+                    if !fl.fin() {
+                        info.kinds.push(Kind::CloseAck);
+                    }
+                    match r.state {
+                        TcpState::FinWait1 => set_state(r, to, TcpState::FinWait2, info),
+                        TcpState::Closing => set_state(r, to, TcpState::TimeWait, info),
+                        TcpState::LastAck => set_state(r, to, TcpState::Closed, info),
+                        _ => {}
+                    }
+                }
+                // ... and the ACK's sender proves it received that FIN.
+                if !f.got_peer_fin && ack.after(fs) {
+                    f.got_peer_fin = true;
+                    match f.state {
+                        TcpState::Established | TcpState::SynReceived => {
+                            set_state(f, from, TcpState::CloseWait, info)
+                        }
+                        TcpState::FinWait1 => set_state(f, from, TcpState::Closing, info),
+                        TcpState::FinWait2 => set_state(f, from, TcpState::TimeWait, info),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if fl.syn() {
+            self.syn(from, f, r, seg, info);
+        }
+        if fl.fin() && f.fin_seq.is_none() {
+            let fin_at = seq.plus(seg.payload_len + u32::from(fl.syn()));
+            f.fin_seq = Some(fin_at);
+            info.kinds.push(Kind::Fin);
+            close_step = true;
+            match f.state {
+                TcpState::CloseWait => set_state(f, from, TcpState::LastAck, info),
+                TcpState::Established | TcpState::SynReceived | TcpState::SynSent => {
+                    set_state(f, from, TcpState::FinWait1, info)
+                }
+                _ => {}
+            }
+            match self.initiator {
+                None => self.initiator = Some(Initiator::Side(from)),
+                Some(Initiator::Side(s)) if s != from && !f.got_peer_fin => {
+                    self.initiator = Some(Initiator::Simultaneous);
+                    self.close = CloseKind::Simultaneous;
+                    self.close_total = 4;
+                }
+                _ => {}
+            }
+            if self.close == CloseKind::None {
+                self.close = CloseKind::HalfClose;
+            }
+        }
+        if close_step {
+            self.close_steps = self.close_steps.saturating_add(1);
+            if self.close_steps == 2 && self.close_total == 0 {
+                // A FIN that also acknowledges the first FIN merges steps 2 and 3.
+                self.close_total = if fl.fin() { 3 } else { 4 };
+            }
+            info.close_step = Some((self.close_steps, self.close_total));
+            if f.fin_seq.is_some() && r.fin_seq.is_some() && self.close == CloseKind::HalfClose {
+                self.close = if self.close_total == 3 {
+                    CloseKind::ThreeWay
+                } else {
+                    CloseKind::FourWay
+                };
+            }
+        }
+        let done = |h: &Half| {
+            h.fin_seq.is_some() && matches!(h.state, TcpState::TimeWait | TcpState::Closed)
+        };
+        if self.ended_at.is_none() && done(f) && done(r) {
+            self.ended_at = Some(now);
+        }
+    }
+
+    fn syn(
+        &mut self,
+        from: Side,
+        f: &mut Half,
+        r: &mut Half,
+        seg: &Segment,
+        info: &mut PacketInfo,
+    ) {
+        let fl = seg.flags;
+        let now = seg.ts;
+        let seq = SeqNumber(seg.seq);
+        let ack = SeqNumber(seg.ack);
+        let retry = f.syn_tries > 0 && f.isn == Some(seq);
+        if retry {
+            info.attempt = Some((f.syn_tries + 1, ns_between(f.last_syn_ts, now)));
+        }
+        if !fl.ack() {
+            if retry {
+                info.kinds.push(Kind::SynRetransmission);
+                info.lost_hint = Some(if self.synack_seen {
+                    LostHint::SynAckLostAfterTap
+                } else {
+                    LostHint::NoAnswerSeen
+                });
+                self.syn_since_synack = true;
+            } else {
+                info.kinds.push(Kind::HandshakeSyn);
+                f.isn = Some(seq);
+                self.syn_seen = true;
+                set_state(f, from, TcpState::SynSent, info);
+            }
+            if seg.payload_len > 0 {
+                info.kinds.push(Kind::SynWithData);
+            }
+        } else {
+            if retry {
+                info.kinds.push(Kind::SynackRetransmission);
+                info.lost_hint = Some(if self.ack_seen {
+                    LostHint::FinalAckLostAfterTap
+                } else if self.syn_since_synack {
+                    LostHint::SynAckLostAfterTap
+                } else {
+                    LostHint::NoAnswerSeen
+                });
+            } else {
+                info.kinds.push(Kind::HandshakeSynack);
+                f.isn = Some(seq);
+                if r.isn.is_some_and(|i| ack != i.plus(1)) {
+                    info.kinds.push(Kind::BadHandshakeAck);
+                }
+                if !self.synack_seen && r.syn_tries > 0 {
+                    let rtt = ns_between(r.last_syn_ts, now);
+                    self.syn_synack_ns = Some(rtt);
+                    info.rtt_ns = Some(rtt);
+                }
+                self.synack_seen = true;
+                self.synack_ts = now;
+                if r.state == TcpState::Closed {
+                    // The SYN was not captured: its sender must be in SYN_SENT.
+                    r.state = TcpState::SynSent;
+                }
+                if f.state == TcpState::Closed {
+                    // Answering a SYN proves the server was listening.
+                    f.state = TcpState::Listen;
+                }
+                set_state(f, from, TcpState::SynReceived, info);
+            }
+            self.syn_since_synack = false;
+        }
+        f.syn_tries += 1;
+        f.last_syn_ts = now;
+    }
+
+    fn rst(
+        &mut self,
+        from: Side,
+        f: &mut Half,
+        r: &mut Half,
+        seg: &Segment,
+        info: &mut PacketInfo,
+    ) {
+        let fl = seg.flags;
+        let seq = SeqNumber(seg.seq);
+        let ack = SeqNumber(seg.ack);
+        info.kinds.push(Kind::Rst);
+        let refusal = r.state == TcpState::SynSent && !self.synack_seen;
+        let check = if refusal {
+            // RFC 9293 §3.10.7.3: in SYN-SENT a RST is acceptable if its ACK acks the SYN.
+            if fl.ack() && r.isn.is_some_and(|i| ack == i.plus(1)) {
+                RstCheck::RefusalValid
+            } else {
+                RstCheck::RefusalInvalid
+            }
+        } else {
+            // RFC 5961 §3.2: exact match resets; in-window draws a challenge ACK.
+            let nz = |s: SeqNumber| (s.0 != 0).then_some(s);
+            let expected = nz(self.pre_nextseq).or(nz(r.lastack));
+            match expected {
+                None => RstCheck::Unknown,
+                Some(e) => {
+                    info.explain.rst_expected = Some((e.0, 0));
+                    if seq == e {
+                        RstCheck::Exact
+                    } else {
+                        let (lo, w) = match nz(r.lastack) {
+                            Some(la) => {
+                                let s = r.win_scale(f);
+                                let s = if s > 0 { s as u32 } else { 0 };
+                                (la, (u32::from(r.window) << s).max(1))
+                            }
+                            None => (e, 1),
+                        };
+                        info.explain.rst_expected = Some((e.0, w));
+                        if seq.in_window(lo, w) {
+                            RstCheck::InWindow
+                        } else {
+                            RstCheck::OutOfWindow
+                        }
+                    }
+                }
+            }
+        };
+        info.rst = Some(check);
+        if refusal && check.accepted() && from == Side::Server {
+            info.kinds.push(Kind::Refused);
+            self.refused = true;
+        }
+        set_state(f, from, TcpState::Closed, info);
+        if check.accepted() && r.state != TcpState::Closed && r.state != TcpState::Listen {
+            set_state(r, from.peer(), TcpState::Closed, info);
+        }
+        let closed_by_fins = f.fin_seq.is_some() && r.fin_seq.is_some();
+        if !closed_by_fins {
+            // close_initiator stays the first FIN's sender (or null): a RST is an abort.
+            self.close = CloseKind::Reset;
+        }
+        if self.ended_at.is_none() {
+            self.ended_at = Some(seg.ts);
+            self.reset = true;
+        }
+    }
+
+    /// The end-of-connection record.
+    pub(crate) fn summary(&self, end: EndReason) -> ConnSummary {
+        let (c, s) = (&self.h[0], &self.h[1]);
+        let handshake = if self.ack_seen {
+            Handshake::Complete
+        } else if self.refused {
+            Handshake::Refused
+        } else if self.syn_seen && !self.synack_seen && s.counts.packets == 0 {
+            Handshake::Unanswered
+        } else if self.syn_seen || self.synack_seen {
+            Handshake::Incomplete
+        } else {
+            Handshake::NotSeen
+        };
+        let tw = |h: &Half| h.state == TcpState::TimeWait;
+        let time_wait_on = match (tw(c), tw(s)) {
+            (true, true) => Some("both"),
+            (true, false) => Some("client"),
+            (false, true) => Some("server"),
+            (false, false) => None,
+        };
+        ConnSummary {
+            id: self.id,
+            client: self.client,
+            server: self.server,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            client_state: c.state,
+            server_state: s.state,
+            handshake,
+            syn_synack_ns: self.syn_synack_ns,
+            synack_ack_ns: self.synack_ack_ns,
+            syn_retransmissions: c.syn_tries.saturating_sub(1),
+            synack_retransmissions: s.syn_tries.saturating_sub(1),
+            client_counts: c.counts,
+            server_counts: s.counts,
+            close: self.close,
+            close_initiator: self.initiator,
+            time_wait_on,
+            zeek_conn_state: self.zeek.conn_state(),
+            zeek_history: ZeekHistory::from_str(self.zeek.history()),
+            midstream: self.midstream,
+            port_reuse: self.port_reuse,
+            end,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The annotation line printed after each tcpdump line, and `--explain`'s arithmetic line.
+//!
+//! ```text
+//!     ↳ handshake 2/3: server SYN_RECEIVED (client SYN_SENT) · SYN→SYN-ACK 0.412 ms
+//!       = ack 1001 = client ISN 1000 + 1: the SYN consumes one sequence number
+//! ```
+//! Text is formatted into one reused buffer (no allocation per packet once it has grown).
+//! Colour (ANSI) only when asked for, i.e. when standard output is a terminal.
+
+use crate::analysis::{Kind, LostHint, PacketInfo, RstCheck, Side, TcpState, Transition};
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+const RESET: &str = "\x1b[0m";
+const CYAN: &str = "\x1b[36m";
+const YELLOW: &str = "\x1b[33m";
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const DIM: &str = "\x1b[2m";
+
+/// Writes annotation lines.
+#[derive(Debug)]
+pub struct Annotator {
+    buf: String,
+    explain: bool,
+    color: bool,
+}
+
+/// Formats a duration given in nanoseconds for people: `0.412 ms`, `12.3 ms`, `1.00 s`.
+pub struct Dur(pub i64);
+
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ns = self.0;
+        let ms = ns as f64 / 1e6;
+        if ns.abs() < 1_000_000 {
+            write!(f, "{ms:.3} ms")
+        } else if ns.abs() < 100_000_000 {
+            write!(f, "{ms:.1} ms")
+        } else if ns.abs() < 1_000_000_000 {
+            write!(f, "{ms:.0} ms")
+        } else {
+            write!(f, "{:.2} s", ns as f64 / 1e9)
+        }
+    }
+}
+
+impl Annotator {
+    /// `explain` adds the arithmetic line; `color` adds ANSI colours.
+    pub fn new(explain: bool, color: bool) -> Self {
+        Annotator {
+            buf: String::with_capacity(256),
+            explain,
+            color,
+        }
+    }
+
+    /// Writes the annotation of one packet (one line, two with `--explain` on handshake, close
+    /// and RST packets).
+    pub fn write(&mut self, out: &mut dyn Write, info: &PacketInfo) -> io::Result<()> {
+        self.format(info);
+        out.write_all(self.buf.as_bytes())
+    }
+
+    /// Formats the annotation into the internal buffer and returns it (with its newlines).
+    pub fn format(&mut self, info: &PacketInfo) -> &str {
+        self.buf.clear();
+        let _ = self.compose(info);
+        &self.buf
+    }
+
+    fn paint(&mut self, color: &'static str) {
+        if self.color {
+            self.buf.push_str(color);
+        }
+    }
+
+    fn compose(&mut self, p: &PacketInfo) -> std::fmt::Result {
+        let k = &p.kinds;
+        let who = p.from.unwrap_or(Side::Client);
+        let peer = who.peer();
+        self.buf.push_str("    ↳ ");
+        let mut headline = true;
+        if k.contains(Kind::HandshakeSyn) {
+            self.paint(CYAN);
+            write!(self.buf, "handshake 1/3: client {}", st(p, Side::Client))?;
+        } else if k.contains(Kind::SynRetransmission) || k.contains(Kind::SynackRetransmission) {
+            self.paint(YELLOW);
+            let what = if k.contains(Kind::SynRetransmission) {
+                "SYN"
+            } else {
+                "SYN-ACK"
+            };
+            let (n, gap) = p.attempt.unwrap_or((2, 0));
+            write!(
+                self.buf,
+                "{what} retransmission: try {n}, {} after the previous one",
+                Dur(gap)
+            )?;
+            match p.lost_hint {
+                Some(LostHint::SynAckLostAfterTap) if what == "SYN" => self
+                    .buf
+                    .push_str(" · the SYN-ACK seen here never reached the client"),
+                Some(LostHint::SynAckLostAfterTap) => self
+                    .buf
+                    .push_str(" · answers a repeated SYN: the SYN-ACK was lost after this point"),
+                Some(LostHint::FinalAckLostAfterTap) => self
+                    .buf
+                    .push_str(" · the client's ACK seen here never reached the server"),
+                Some(LostHint::NoAnswerSeen) => self.buf.push_str(" · no answer seen yet"),
+                None => {}
+            }
+        } else if k.contains(Kind::HandshakeSynack) {
+            self.paint(CYAN);
+            write!(
+                self.buf,
+                "handshake 2/3: server {} (client {})",
+                st(p, Side::Server),
+                st(p, Side::Client)
+            )?;
+            if let Some(rtt) = p.rtt_ns {
+                write!(self.buf, " · SYN→SYN-ACK {}", Dur(rtt))?;
+            }
+        } else if k.contains(Kind::HandshakeAck) {
+            self.paint(CYAN);
+            write!(
+                self.buf,
+                "handshake 3/3: client {}, server {}",
+                st(p, Side::Client),
+                st(p, Side::Server)
+            )?;
+            if let Some(rtt) = p.rtt_ns {
+                write!(self.buf, " · SYN-ACK→ACK {}", Dur(rtt))?;
+            }
+        } else if k.contains(Kind::Refused) {
+            self.paint(RED);
+            write!(
+                self.buf,
+                "refused: server answered the SYN with RST → client {}",
+                st(p, Side::Client)
+            )?;
+        } else if k.contains(Kind::Rst) {
+            self.paint(RED);
+            let verdict = match p.rst {
+                Some(RstCheck::Exact) => "valid: seq is the next expected",
+                Some(RstCheck::InWindow) => {
+                    "in window but not exact: RFC 5961 challenge ACK, state kept"
+                }
+                Some(RstCheck::OutOfWindow) => "out of window: ignored",
+                Some(RstCheck::RefusalInvalid) => "does not ACK the SYN: ignored",
+                Some(RstCheck::RefusalValid) => "valid",
+                Some(RstCheck::Unknown) | None => "receiver's position unknown",
+            };
+            write!(self.buf, "RST by {who} ({verdict})")?;
+            self.transitions(p)?;
+        } else if k.contains(Kind::Fin) || k.contains(Kind::CloseAck) {
+            self.paint(GREEN);
+            let (n, total) = p.close_step.unwrap_or((1, 0));
+            if total == 0 {
+                write!(self.buf, "close {n}")?;
+            } else {
+                write!(self.buf, "close {n}/{total}")?;
+            }
+            if k.contains(Kind::Fin) && p.explain.acked_fin.is_some() {
+                write!(self.buf, ": {who} FIN+ACK of {peer}'s FIN")?;
+            } else if k.contains(Kind::Fin) {
+                write!(self.buf, ": {who} FIN")?;
+            } else {
+                write!(self.buf, ": {who} ACKs {peer}'s FIN")?;
+            }
+            self.transitions(p)?;
+        } else if p.transitions().next().is_some() {
+            write!(self.buf, "{who}")?;
+            self.transitions(p)?;
+        } else {
+            headline = false;
+        }
+        if headline {
+            self.paint(RESET);
+        }
+        // Wireshark's kinds and the rest, most telling first.
+        let mut first = !headline;
+        for kind in k.as_slice() {
+            let phrase = match kind {
+                Kind::Retransmission
+                    if k.contains(Kind::FastRetransmission)
+                        || k.contains(Kind::SpuriousRetransmission)
+                        || k.contains(Kind::SynRetransmission)
+                        || k.contains(Kind::SynackRetransmission) =>
+                {
+                    continue;
+                }
+                Kind::Retransmission => "retransmission",
+                Kind::FastRetransmission => "fast retransmission (after duplicate ACKs)",
+                Kind::SpuriousRetransmission => "spurious retransmission (already acknowledged)",
+                Kind::OutOfOrder => "out-of-order",
+                Kind::LostSegment => "previous segment not captured",
+                Kind::AckLostSegment => "ACKs a segment that was not captured",
+                Kind::ZeroWindow => "zero window: the receiver's buffer is full",
+                Kind::ZeroWindowProbe if p.linux_zwp => {
+                    "zero-window probe (Linux style: no data, seq = next − 1; tshark says keep-alive)"
+                }
+                Kind::ZeroWindowProbe => "zero-window probe",
+                Kind::ZeroWindowProbeAck => "zero-window probe ACK",
+                Kind::WindowUpdate => "window update",
+                Kind::WindowFull => "window full: the receiver's window is used up",
+                Kind::KeepAlive if p.linux_zwp => continue,
+                Kind::KeepAlive => "keep-alive",
+                Kind::KeepAliveAck => "keep-alive ACK",
+                Kind::Midstream => "mid-stream: handshake not captured",
+                Kind::PortReuse => "port reuse: a new connection on an earlier 4-tuple",
+                Kind::SynWithData => "SYN carries data (TCP Fast Open)",
+                Kind::BadHandshakeAck => "ack is not the peer's ISN + 1",
+                Kind::DuplicateAck => {
+                    self.sep(&mut first);
+                    self.paint(YELLOW);
+                    let (n, frame) = p.dup_ack.unwrap_or((1, 0));
+                    write!(self.buf, "duplicate ACK #{n} of frame {frame}")?;
+                    self.paint(RESET);
+                    continue;
+                }
+                _ => continue,
+            };
+            self.sep(&mut first);
+            let warn = !matches!(kind, Kind::WindowUpdate | Kind::Midstream | Kind::PortReuse);
+            if warn {
+                self.paint(YELLOW);
+            }
+            self.buf.push_str(phrase);
+            if warn {
+                self.paint(RESET);
+            }
+        }
+        if !headline || p.close_step.is_some() || p.payload > 0 {
+            self.progress(p, &mut first)?;
+        }
+        self.buf.push('\n');
+        if self.explain {
+            self.explain_line(p)?;
+        }
+        Ok(())
+    }
+
+    fn sep(&mut self, first: &mut bool) {
+        if !*first {
+            self.buf.push_str(" · ");
+        }
+        *first = false;
+    }
+
+    /// Data or ACK progress in relative numbers.
+    fn progress(&mut self, p: &PacketInfo, first: &mut bool) -> std::fmt::Result {
+        let who = p.from.unwrap_or(Side::Client);
+        if p.payload > 0 {
+            self.sep(first);
+            let end = p.rel_seq.wrapping_add(p.payload);
+            write!(self.buf, "{who} data {}:{end} ({} B)", p.rel_seq, p.payload)?;
+        } else if *first {
+            self.sep(first);
+            match p.rel_ack {
+                Some(a) => write!(self.buf, "{who} ACK {a}")?,
+                None => write!(self.buf, "{who} segment, no ACK")?,
+            }
+        }
+        Ok(())
+    }
+
+    /// ` → client FIN_WAIT_2, server LAST_ACK`: each changed side's final state.
+    fn transitions(&mut self, p: &PacketInfo) -> std::fmt::Result {
+        let mut lead = " → ";
+        let ts: [Option<Transition>; 4] = p.transitions;
+        // First-changed order, final state of each side.
+        let mut printed = [false; 2];
+        for t in ts.iter().flatten() {
+            let i = t.side.index();
+            if printed[i] {
+                continue;
+            }
+            printed[i] = true;
+            let last = ts
+                .iter()
+                .flatten()
+                .rfind(|x| x.side == t.side)
+                .map(|x| x.to);
+            let to = last.unwrap_or(t.to);
+            write!(self.buf, "{lead}{} {to}", t.side)?;
+            if to == TcpState::TimeWait {
+                write!(self.buf, " for 2MSL = {}", Dur(p.two_msl_ns))?;
+            }
+            lead = ", ";
+        }
+        Ok(())
+    }
+
+    fn explain_line(&mut self, p: &PacketInfo) -> std::fmt::Result {
+        let k = &p.kinds;
+        let e = &p.explain;
+        let start = self.buf.len();
+        self.paint(DIM);
+        let body = self.buf.len();
+        if k.contains(Kind::HandshakeSyn) {
+            write!(
+                self.buf,
+                "      = seq {} is the client's ISN; the SYN consumes one sequence number, so the client's first data byte will be {}",
+                e.seq,
+                e.seq.wrapping_add(1)
+            )?;
+        } else if k.contains(Kind::HandshakeSynack) {
+            match e.peer_isn {
+                Some(isn) => write!(
+                    self.buf,
+                    "      = ack {} = client ISN {isn} + 1: the SYN consumes one sequence number; seq {} is the server's ISN",
+                    e.ack, e.seq
+                )?,
+                None => write!(
+                    self.buf,
+                    "      = seq {} is the server's ISN; ack {} should be the client's ISN + 1 (SYN not captured)",
+                    e.seq, e.ack
+                )?,
+            }
+        } else if k.contains(Kind::HandshakeAck) {
+            write!(
+                self.buf,
+                "      = ack {} = server ISN {} + 1",
+                e.ack,
+                opt(e.peer_isn)
+            )?;
+            if let Some(own) = e.own_isn {
+                write!(self.buf, ", seq {} = client ISN {own} + 1", e.seq)?;
+            }
+            self.buf.push_str(": each SYN consumes one sequence number");
+        } else if k.contains(Kind::Refused)
+            || (k.contains(Kind::Rst) && matches!(p.rst, Some(RstCheck::RefusalInvalid)))
+        {
+            write!(
+                self.buf,
+                "      = RST ack {} vs client ISN {} + 1: a RST in SYN_SENT is acceptable only if it ACKs the SYN (RFC 9293 §3.10.7.3)",
+                e.ack,
+                opt(e.peer_isn)
+            )?;
+        } else if k.contains(Kind::Rst) {
+            match e.rst_expected {
+                Some((exp, w)) => write!(
+                    self.buf,
+                    "      = RST seq {} vs the receiver's next expected {exp} (window {w}): exact → reset; in window → challenge ACK; outside → ignored (RFC 5961 §3.2)",
+                    e.seq
+                )?,
+                None => write!(
+                    self.buf,
+                    "      = RST seq {}: nothing seen from the receiver yet, so its expected number is unknown",
+                    e.seq
+                )?,
+            }
+        } else if k.contains(Kind::Fin) || k.contains(Kind::CloseAck) {
+            let mut sep = "      = ";
+            if let Some(fin) = e.acked_fin {
+                write!(
+                    self.buf,
+                    "{sep}ack {} = FIN seq {fin} + 1: the FIN consumes one sequence number",
+                    e.ack
+                )?;
+                sep = "; ";
+            }
+            if k.contains(Kind::Fin) {
+                let fin = e.seq.wrapping_add(p.payload);
+                write!(
+                    self.buf,
+                    "{sep}FIN at seq {fin}: its ACK must be {}",
+                    fin.wrapping_add(1)
+                )?;
+            }
+        }
+        if self.buf.len() == body {
+            self.buf.truncate(start);
+        } else {
+            self.paint(RESET);
+            self.buf.push('\n');
+        }
+        Ok(())
+    }
+}
+
+fn st(p: &PacketInfo, side: Side) -> TcpState {
+    match side {
+        Side::Client => p.states.0,
+        Side::Server => p.states.1,
+    }
+}
+
+struct Opt(Option<u32>);
+impl std::fmt::Display for Opt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v}"),
+            None => f.write_str("?"),
+        }
+    }
+}
+fn opt(v: Option<u32>) -> Opt {
+    Opt(v)
+}
