@@ -401,6 +401,7 @@ class Run:
         self.cap_ns, self.cap_if = cap_ns, cap_if
 
     def finish(self):
+        self.stop_requested = time.time()
         self.cap.stop()
         os.chmod(self.path, 0o644)
         if self.cap.kernel_drops:
@@ -412,7 +413,8 @@ class Run:
         self.pkts = read_pkts(self.path)
         self.info = capture_info(self.path, self.pkts)
         self.info.update(namespace=self.cap_ns, interface=self.cap_if, filter="tcp",
-                         tool="tcpdump -i %s --immediate-mode -U -B 16384 -s %s" % (self.cap_if, SNAPLEN))
+                         tool="tcpdump -i %s --immediate-mode -U -B 16384 -s %s" % (self.cap_if, SNAPLEN),
+                         capture_ran_until_epoch=round(self.stop_requested + 0.3, 3))
         self.t0 = self.info["first_packet_epoch"]
         return self.pkts
 
@@ -519,6 +521,8 @@ def sc_cookies_always(name, outdir, fam, server_ts):
         truth = base_truth(name, desc, r, srv)
         truth["router_nft_rules"] = kc.nft_rules_with_counters(NS_RTR)
         truth["cookie_mss_table"] = MSSTAB[fam]
+        truth["final_ack_dropped_connections_watched_s"] = round(
+            r.info["capture_ran_until_epoch"] - min(c["connect_epoch"] for c in conns if c["final_ack_dropped"]), 2)
         variants = {v[0]: dict(zip(("timestamps", "sack", "window_scaling", "ecn"), v[1:])) for v in CLIENT_VARIANTS}
         truth["client_variants"] = variants
         by = conns_by_client(pkts, srv)
