@@ -212,6 +212,8 @@ pub(crate) struct Track {
     pub srv_rst: bool,
     /// Counted in its server port's half-open population.
     pub half_open: bool,
+    /// Counted as half-open with server state (its SYN-ACK was resent).
+    pub stateful: bool,
     /// Largest server payload no larger than the client's MSS, and how many had it.
     pub srv_max_payload: u32,
     pub srv_at_max: u32,
@@ -246,6 +248,7 @@ impl Track {
             src_rst: false,
             srv_rst: false,
             half_open: false,
+            stateful: false,
             srv_max_payload: 0,
             srv_at_max: 0,
             resolved: false,
@@ -360,6 +363,7 @@ impl Detectors {
                     if let Some((_, gap)) = info.attempt {
                         t.backoff |= backoff_bit(gap);
                     }
+                    self.flood.stateful(t, seg.ts);
                 }
             } else if fl.rst() {
                 if !t.srv_rst && !t.completed {
@@ -403,7 +407,7 @@ impl Detectors {
         self.last_verdict = None;
         if let Some(mut t) = self.tracks.remove(&c.id) {
             if !t.resolved {
-                self.flood.resolve(&mut t, self.now);
+                self.flood.resolve(&mut t, self.now, false);
             }
             if t.half_open {
                 self.flood.half_open_end(&mut t, self.now);
@@ -442,7 +446,7 @@ impl Detectors {
             if let Some(t) = self.tracks.get_mut(&id)
                 && !t.resolved
             {
-                self.flood.resolve(t, now);
+                self.flood.resolve(t, now, false);
             }
         }
         while let Some(&(at, id)) = self.half_open_q.front() {
@@ -470,6 +474,42 @@ impl Detectors {
         self.fired.drain(..)
     }
 
+    /// The capture ended (call before the analysis ends its connections). Handshakes still in
+    /// their grace time are judged now on a port where at least `--syn-flood-threshold` of them
+    /// are incomplete and at most 5 % completed (a flood captured until it stopped); elsewhere
+    /// they are left unjudged.
+    pub fn end_of_capture(&mut self) {
+        let now = self.now;
+        let mut young: Vec<(i64, u64)> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| !t.resolved)
+            .map(|(id, t)| (t.syn_ts.0, *id))
+            .collect();
+        young.sort_unstable();
+        let mut per: HashMap<SocketAddr, (u32, u32), foldhash::fast::RandomState> =
+            HashMap::default();
+        for (_, id) in &young {
+            if let Some(t) = self.tracks.get(id) {
+                let e = per.entry(t.server).or_default();
+                if t.completed {
+                    e.0 += 1;
+                } else if !t.srv_rst {
+                    e.1 += 1;
+                }
+            }
+        }
+        let thr = self.cfg.syn_flood_threshold.max(1);
+        for (_, id) in young {
+            if let Some(t) = self.tracks.get_mut(&id) {
+                let (done, open) = per.get(&t.server).copied().unwrap_or_default();
+                let early = open >= thr && done * 20 <= done + open;
+                self.flood.resolve(t, now, early);
+            }
+        }
+        self.collect_fired();
+    }
+
     /// Ends the run: judges what is still pending (handshakes younger than the grace time at
     /// the end of the capture are not counted as failed) and builds every finding. Call after
     /// the analysis has ended every connection.
@@ -479,7 +519,7 @@ impl Detectors {
         for id in ids {
             if let Some(mut t) = self.tracks.remove(&id) {
                 if !t.resolved {
-                    self.flood.resolve(&mut t, now);
+                    self.flood.resolve(&mut t, now, false);
                 }
                 self.flood.conn_end(&t);
             }

@@ -36,8 +36,10 @@ struct Service {
     /// The current or last episode slot.
     slot: Option<usize>,
     half_open_now: u32,
-    /// Per-second maxima of the half-open population: (second, max).
-    ho_max: [(i64, u32); HO_SECS],
+    /// Half-open connections whose SYN-ACK the server resent: it holds state for them.
+    stateful_now: u32,
+    /// Per-second maxima of the half-open population: (second, max, max with state).
+    ho_max: [(i64, u32, u32); HO_SECS],
 }
 
 /// An episode, confirmed or still a candidate.
@@ -67,6 +69,10 @@ struct Slot {
     peak_suspect_rate: f64,
     peak_half_open: u32,
     peak_half_open_ts: Timestamp,
+    peak_stateful: u32,
+    provisional: u32,
+    /// Suspects answered by a SYN-ACK the server never resent.
+    never_resent: u32,
     sources: Distinct,
     top: TopK<IpAddr, 8>,
     ttl: TopK<u8, 4>,
@@ -100,6 +106,9 @@ impl Slot {
             peak_suspect_rate: 0.0,
             peak_half_open: 0,
             peak_half_open_ts: t,
+            peak_stateful: 0,
+            provisional: 0,
+            never_resent: 0,
             sources: Distinct::default(),
             top: TopK::default(),
             ttl: TopK::default(),
@@ -139,6 +148,13 @@ pub struct FloodFigures {
     pub peak_half_open: u32,
     /// When it was reached.
     pub peak_half_open_time: Rfc3339,
+    /// Largest population of half-open connections whose SYN-ACK the server resent (it holds
+    /// state for them: its SYN queue, as `ss state syn-recv` counts it).
+    pub peak_half_open_stateful: u32,
+    /// Suspect SYNs answered by a SYN-ACK that was never resent (stateless: SYN cookies).
+    pub synacks_never_resent: u32,
+    /// Suspect SYNs judged at the end of the capture before their grace time was over.
+    pub judged_at_end: u32,
     /// Handshakes attempted during the episode.
     pub attempts: u32,
     /// Of those, completed.
@@ -222,7 +238,8 @@ impl SynFlood {
             suspects: Window::new(window_ns),
             slot: None,
             half_open_now: 0,
-            ho_max: [(i64::MIN, 0); HO_SECS],
+            stateful_now: 0,
+            ho_max: [(i64::MIN, 0, 0); HO_SECS],
         }))
     }
 
@@ -245,7 +262,7 @@ impl SynFlood {
         let sec = now.secs();
         let e = &mut svc.ho_max[sec.rem_euclid(HO_SECS as i64) as usize];
         if e.0 != sec {
-            *e = (sec, n);
+            *e = (sec, n, svc.stateful_now);
         } else {
             e.1 = e.1.max(n);
         }
@@ -263,6 +280,32 @@ impl SynFlood {
         }
     }
 
+    /// The server resent the SYN-ACK of half-open `t` on its timer: it keeps state for it.
+    pub(crate) fn stateful(&mut self, t: &mut Track, now: Timestamp) {
+        if !t.half_open || t.stateful {
+            return;
+        }
+        let Some(svc) = self.services.get_mut(&t.server) else {
+            return;
+        };
+        t.stateful = true;
+        svc.stateful_now += 1;
+        let n = svc.stateful_now;
+        let sec = now.secs();
+        let e = &mut svc.ho_max[sec.rem_euclid(HO_SECS as i64) as usize];
+        if e.0 != sec {
+            *e = (sec, svc.half_open_now, n);
+        } else {
+            e.2 = e.2.max(n);
+        }
+        if let Some(i) = svc.slot
+            && let Some(slot) = self.slots.get_mut(i)
+            && now.0 <= slot.last.0.saturating_add(self.cfg.hold_ns + self.cfg.grace_ns)
+        {
+            slot.peak_stateful = slot.peak_stateful.max(n);
+        }
+    }
+
     /// `t` left the half-open population (acknowledged, reset, timed out or ended).
     pub(crate) fn half_open_end(&mut self, t: &mut Track, _now: Timestamp) {
         if !t.half_open {
@@ -271,17 +314,22 @@ impl SynFlood {
         t.half_open = false;
         if let Some(svc) = self.services.get_mut(&t.server) {
             svc.half_open_now = svc.half_open_now.saturating_sub(1);
+            if t.stateful {
+                svc.stateful_now = svc.stateful_now.saturating_sub(1);
+            }
         }
+        t.stateful = false;
     }
 
-    /// Judges an attempt (grace time over, or the connection ended first).
-    pub(crate) fn resolve(&mut self, t: &mut Track, now: Timestamp) {
+    /// Judges an attempt (grace time over, or the connection ended first). `early`: judge it
+    /// even within its grace time (end of capture on a port where nothing completes).
+    pub(crate) fn resolve(&mut self, t: &mut Track, now: Timestamp, early: bool) {
         t.resolved = true;
         let ts = t.syn_ts;
         let in_grace = now.0 < ts.0.saturating_add(self.cfg.grace_ns);
         let failed = !t.completed && !t.srv_rst;
         // An attempt cut short by the end of the connection or capture is not a failure.
-        if failed && in_grace {
+        if failed && in_grace && !early {
             return;
         }
         let suspect = failed && t.syn_retx == 0;
@@ -306,12 +354,9 @@ impl SynFlood {
             .and_then(|i| self.slots.get(i))
             .is_some_and(|s| s.suspects > 0 && ts.0 <= s.last.0.saturating_add(hold));
         if suspect && !active {
-            let seed = svc
-                .ho_max
-                .iter()
-                .filter(|(s, _)| now.secs().saturating_sub(*s) < HO_SECS as i64)
-                .max_by_key(|e| e.1)
-                .copied();
+            let recent = |e: &&(i64, u32, u32)| now.secs().saturating_sub(e.0) < HO_SECS as i64;
+            let seed = svc.ho_max.iter().filter(recent).max_by_key(|e| e.1).copied();
+            let seed_stateful = svc.ho_max.iter().filter(recent).map(|e| e.2).max();
             let idx = match svc.slot {
                 Some(i) if !self.slots[i].confirmed => {
                     let serial = self.slots[i].serial.wrapping_add(1);
@@ -324,11 +369,12 @@ impl SynFlood {
                 }
             };
             svc.slot = Some(idx);
-            if let Some((sec, n)) = seed {
-                let s = &mut self.slots[idx];
+            let s = &mut self.slots[idx];
+            if let Some((sec, n, _)) = seed {
                 s.peak_half_open = n;
                 s.peak_half_open_ts = Timestamp::from_parts(sec, 0);
             }
+            s.peak_stateful = seed_stateful.unwrap_or(0);
         }
         let Some(idx) = svc.slot else { return };
         let slot = &mut self.slots[idx];
@@ -366,6 +412,8 @@ impl SynFlood {
         slot.add_backoff(t.backoff);
         if suspect {
             slot.suspects += 1;
+            slot.provisional += u32::from(in_grace);
+            slot.never_resent += u32::from(answered && t.synack_timer_retx == 0);
             slot.last = slot.last.max(ts);
             slot.peak_suspect_rate = slot.peak_suspect_rate.max(suspect_rate);
             let ip = t.client.ip();
@@ -469,6 +517,9 @@ impl SynFlood {
         if one_way {
             conf = conf.min(0.75);
         }
+        if 2 * s.provisional > s.suspects {
+            conf = conf.min(0.7);
+        }
         let conf = conf.min(0.99);
         let mut ev = Vec::new();
         ev.push(format!(
@@ -505,6 +556,19 @@ impl SynFlood {
             }
             ev.push(line);
         }
+        if s.never_resent > 0 {
+            ev.push(format!(
+                "{} SYN-ACKs to suspect sources were never resent: the server answered them without state (SYN cookies); {} half-open with state at most",
+                s.never_resent, s.peak_stateful
+            ));
+        }
+        if s.provisional > 0 {
+            ev.push(format!(
+                "{} SYNs judged at the end of the capture, less than {} s after they were sent, because no handshake on the port completed then",
+                s.provisional,
+                self.cfg.grace_ns as f64 / 1e9
+            ));
+        }
         if s.silent > 0 {
             ev.push(format!(
                 "{} sources never answered their SYN-ACK (spoofed or dropped)",
@@ -513,7 +577,7 @@ impl SynFlood {
         }
         if s.src_rst > 0 {
             ev.push(format!(
-                "{} sources answered the SYN-ACK with RST (live hosts whose address was spoofed)",
+                "{} sources sent a RST after their SYN (live hosts answering a SYN-ACK they did not ask for: spoofed addresses)",
                 s.src_rst
             ));
         }
@@ -540,6 +604,9 @@ impl SynFlood {
             peak_failed_rate: round2(s.peak_suspect_rate),
             peak_half_open: s.peak_half_open,
             peak_half_open_time: Rfc3339(s.peak_half_open_ts),
+            peak_half_open_stateful: s.peak_stateful,
+            synacks_never_resent: s.never_resent,
+            judged_at_end: s.provisional,
             attempts: s.attempts,
             completed: s.completed,
             completion_ratio: round2(completion),

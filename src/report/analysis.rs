@@ -105,6 +105,7 @@ impl AnalysisReport {
         if self.mode == Mode::Plain {
             return Ok(());
         }
+        det.end_of_capture();
         self.analyzer.finish();
         self.flush_ended(out, det)?;
         det.finish();
