@@ -75,7 +75,7 @@ impl Default for DetectConfig {
 }
 
 /// The contract's finding kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// Half-open SYN flood against one server port.

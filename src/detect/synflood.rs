@@ -300,7 +300,11 @@ impl SynFlood {
         }
         if let Some(i) = svc.slot
             && let Some(slot) = self.slots.get_mut(i)
-            && now.0 <= slot.last.0.saturating_add(self.cfg.hold_ns + self.cfg.grace_ns)
+            && now.0
+                <= slot
+                    .last
+                    .0
+                    .saturating_add(self.cfg.hold_ns + self.cfg.grace_ns)
         {
             slot.peak_stateful = slot.peak_stateful.max(n);
         }
@@ -355,7 +359,12 @@ impl SynFlood {
             .is_some_and(|s| s.suspects > 0 && ts.0 <= s.last.0.saturating_add(hold));
         if suspect && !active {
             let recent = |e: &&(i64, u32, u32)| now.secs().saturating_sub(e.0) < HO_SECS as i64;
-            let seed = svc.ho_max.iter().filter(recent).max_by_key(|e| e.1).copied();
+            let seed = svc
+                .ho_max
+                .iter()
+                .filter(recent)
+                .max_by_key(|e| e.1)
+                .copied();
             let seed_stateful = svc.ho_max.iter().filter(recent).map(|e| e.2).max();
             let idx = match svc.slot {
                 Some(i) if !self.slots[i].confirmed => {
