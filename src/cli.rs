@@ -110,6 +110,40 @@ pub struct OutputArgs {
     /// Most connections tracked at once; the least recently active are evicted beyond it.
     #[arg(long = "max-connections", default_value_t = 1_000_000)]
     pub max_connections: usize,
+    /// SYN flood: sliding window for SYN rates, seconds.
+    #[arg(long = "syn-window", default_value_t = 1.0, value_name = "SECONDS")]
+    pub syn_window: f64,
+    /// SYN flood: a handshake not complete this long after its SYN has failed, seconds.
+    #[arg(long = "syn-grace", default_value_t = 3.0, value_name = "SECONDS")]
+    pub syn_grace: f64,
+    /// SYN flood: failed, never-retransmitted SYNs to one port within one window.
+    #[arg(
+        long = "syn-flood-threshold",
+        default_value_t = 10,
+        value_name = "SYNS"
+    )]
+    pub syn_flood_threshold: u32,
+    /// SYN flood: how long a server keeps a half-open connection, seconds.
+    #[arg(
+        long = "half-open-timeout",
+        default_value_t = 63.0,
+        value_name = "SECONDS"
+    )]
+    pub half_open_timeout: f64,
+    /// TIME_WAIT buildup: connections in TIME_WAIT on one host that make a finding.
+    #[arg(
+        long = "time-wait-threshold",
+        default_value_t = 200,
+        value_name = "CONNECTIONS"
+    )]
+    pub time_wait_threshold: u32,
+    /// SYN cookies: connections judged cookie replies that make a finding for their port.
+    #[arg(
+        long = "syn-cookie-min",
+        default_value_t = 3,
+        value_name = "CONNECTIONS"
+    )]
+    pub syn_cookie_min: u32,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use crate::capture::file::{CaptureInfo, FileSource};
 use crate::capture::{CaptureError, Frame};
 use crate::config::{Config, Mode};
 use crate::decode;
+use crate::detect::Detectors;
 use crate::filter::Filter;
 use crate::report::analysis::AnalysisReport;
 use crate::report::tcpdump::TcpdumpPrinter;
@@ -30,6 +31,7 @@ pub struct Run<'o> {
     filter: Option<Filter>,
     printer: TcpdumpPrinter,
     analysis: AnalysisReport,
+    detectors: Detectors,
     /// The input's name, for the reports.
     input: String,
     stats: Stats,
@@ -48,6 +50,7 @@ impl<'o> Run<'o> {
             filter,
             printer: TcpdumpPrinter::new(cfg.line),
             analysis: AnalysisReport::new(cfg),
+            detectors: Detectors::new(cfg.detect),
             input: input.to_string(),
             stats: Stats::default(),
             out,
@@ -78,7 +81,7 @@ impl<'o> Run<'o> {
             return self.fail(e.into());
         }
         if let Some(seg) = &d.segment
-            && let Err(e) = self.analysis.packet(self.out, seg)
+            && let Err(e) = self.analysis.packet(self.out, seg, &mut self.detectors)
         {
             return self.fail(e.into());
         }
@@ -104,8 +107,12 @@ impl<'o> Run<'o> {
         if let Some(e) = self.fatal {
             return Err(e);
         }
-        self.analysis
-            .finish(self.out, &self.input, self.stats.packets)?;
+        self.analysis.finish(
+            self.out,
+            &self.input,
+            self.stats.packets,
+            &mut self.detectors,
+        )?;
         self.out.flush()?;
         let damage = match capture {
             Ok(()) => None,
