@@ -2,6 +2,7 @@
 
 pub mod analysis;
 pub mod annotate;
+pub mod json;
 pub mod ndjson;
 pub mod seqtable;
 pub mod table;
