@@ -1100,7 +1100,9 @@ impl DocWriter {
 }
 
 fn generator() -> SchemaGenerator {
-    SchemaSettings::draft2020_12().into_generator()
+    SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
 }
 
 /// The JSON Schema of the `--json` document.
