@@ -156,3 +156,57 @@ fn schemas_reject_unknown_fields_and_values() {
         .remove("zeek_history");
     assert!(!doc_schema.is_valid(&missing));
 }
+
+/// A detector's finding, handed to the report as the detector helper will, is a valid
+/// `finding` record and a valid item of the document's `findings`.
+#[test]
+fn findings_validate_in_both_forms() {
+    use tcplens::capture::Timestamp;
+    use tcplens::config::Mode;
+    use tcplens::report::analysis::AnalysisReport;
+    use tcplens::report::json::{FindingKind, FindingRecord};
+    use tcplens::stats::Stats;
+    let finding = FindingRecord {
+        kind: FindingKind::TimeWaitBuildup,
+        subject: "[2001:db8::1]:80".into(),
+        first_time: Timestamp(1_700_000_000_000_000_000),
+        last_time: Timestamp(1_700_000_001_500_000_000),
+        confidence: 0.8,
+        evidence: "4000 connections in TIME_WAIT on the server within 1.5 s".into(),
+        figures: [("time_wait_connections".to_string(), 4000.0)].into(),
+        connections: vec![3, 4],
+    };
+    let mut out = Vec::new();
+    let mut r = AnalysisReport::with_mode(Mode::Ndjson, false);
+    r.finding(&mut out, finding.clone()).unwrap();
+    r.finish(&mut out, &Stats::default(), &[]).unwrap();
+    let line_schema = validator("tcplens-ndjson.schema.json");
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(errors(&line_schema, l), Vec::<String>::new(), "{l}");
+    }
+    let f = &lines[0];
+    assert_eq!(f["type"], "finding");
+    assert_eq!(f["kind"], "time_wait_buildup");
+    assert_eq!(f["subject"], "[2001:db8::1]:80");
+    assert_eq!(f["first_time"], "2023-11-14T22:13:20.000000000Z");
+    assert_eq!(f["last_time_ns"], "1700000001500000000");
+    assert_eq!(f["confidence"], 0.8);
+
+    let mut out = Vec::new();
+    let mut r = AnalysisReport::with_mode(Mode::Json, false);
+    r.finding(&mut out, finding).unwrap();
+    assert!(out.is_empty(), "--json holds findings until the end");
+    r.finish(&mut out, &Stats::default(), &[]).unwrap();
+    let doc: Value = serde_json::from_slice(&out).unwrap();
+    let doc_schema = validator("tcplens-report.schema.json");
+    assert_eq!(errors(&doc_schema, &doc), Vec::<String>::new());
+    let mut item = lines[0].clone();
+    item.as_object_mut().unwrap().remove("type");
+    assert_eq!(doc["findings"], serde_json::json!([item]));
+}
