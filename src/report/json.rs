@@ -925,7 +925,7 @@ fn format_schema(_: &mut SchemaGenerator) -> Schema {
 
 impl InputRec {
     /// Describes an input; `capture` is what the file reader found (None for live capture or
-    /// an unreadable header), `linktypes` the live interface's link type.
+    /// an unreadable header), `live_linktype` the live interface's link type (None for files), `n` what the pipeline counted, `error` why reading stopped early.
     pub fn new(
         name: &str,
         capture: Option<&CaptureInfo>,
