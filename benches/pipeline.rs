@@ -6,10 +6,11 @@
 //! `TCPLENS_SHARED` to the shared folder if it is not `../shared` beside the crate.
 //! Run with `cargo bench --bench pipeline`.
 
+use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use tcplens::cli::OutputArgs;
+use tcplens::cli::{Cli, Command as Cmd};
 use tcplens::config::Config;
 
 fn workload() -> PathBuf {
@@ -39,8 +40,13 @@ fn workload() -> PathBuf {
     out
 }
 
-fn measure(name: &str, path: &Path, args: OutputArgs, runs: usize) {
-    let cfg = Config::from_output_args(&args).expect("config");
+fn measure(name: &str, path: &Path, runs: usize) {
+    // The flags as the command line gives them, defaults included.
+    let cli = Cli::try_parse_from(["tcplens", "read", "-", name]).expect("flags");
+    let Cmd::Read { output, .. } = cli.command else {
+        unreachable!("read")
+    };
+    let cfg = Config::from_output_args(&output).expect("config");
     let bytes = std::fs::metadata(path).expect("workload").len() as f64;
     let mut times = Vec::with_capacity(runs);
     let mut packets = 0;
@@ -65,15 +71,7 @@ fn measure(name: &str, path: &Path, args: OutputArgs, runs: usize) {
 
 fn main() {
     let path = workload();
-    let runs = 5;
-    let plain = OutputArgs {
-        plain: true,
-        ..OutputArgs::default()
-    };
-    measure("--plain", &path, plain, runs);
-    let summary = OutputArgs {
-        summary: true,
-        ..OutputArgs::default()
-    };
-    measure("--summary", &path, summary, runs);
+    for mode in ["--plain", "--summary"] {
+        measure(mode, &path, 5);
+    }
 }

@@ -27,35 +27,39 @@ pub enum Command {
         output: OutputArgs,
     },
     /// Capture live on an interface (needs root or CAP_NET_RAW / CAP_NET_ADMIN).
-    Live {
-        /// The interface to capture on.
-        #[arg(
-            short = 'i',
-            long = "interface",
-            required_unless_present = "list_interfaces"
-        )]
-        iface: Option<String>,
-        /// List the interfaces that can be captured on, as tcpdump -D does.
-        #[arg(short = 'D', long = "list-interfaces")]
-        list_interfaces: bool,
-        /// Bytes to capture of each packet (tcpdump -s; 0 means 262144).
-        #[arg(short = 's', long = "snapshot-length", default_value_t = 262_144)]
-        snaplen: i32,
-        /// Also write the raw packets to this pcap file (tcpdump -w).
-        #[arg(short = 'w')]
-        write: Option<String>,
-        /// Do not put the interface into promiscuous mode (tcpdump -p).
-        #[arg(short = 'p', long = "no-promiscuous-mode")]
-        no_promisc: bool,
-        /// Stop after this many seconds.
-        #[arg(long)]
-        duration: Option<f64>,
-        /// A tcpdump (libpcap) filter expression, run in the kernel.
-        filter: Vec<String>,
-        /// Output and analysis options.
-        #[command(flatten)]
-        output: OutputArgs,
-    },
+    Live(LiveArgs),
+}
+
+/// The `live` subcommand's arguments.
+#[derive(Debug, Args, Clone)]
+pub struct LiveArgs {
+    /// The interface to capture on.
+    #[arg(
+        short = 'i',
+        long = "interface",
+        required_unless_present = "list_interfaces"
+    )]
+    pub iface: Option<String>,
+    /// List the interfaces that can be captured on, as tcpdump -D does.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+    /// Bytes to capture of each packet (tcpdump -s; 0 means 262144).
+    #[arg(short = 's', long = "snapshot-length", default_value_t = 262_144)]
+    pub snaplen: i32,
+    /// Also write the raw packets to this pcap file (tcpdump -w).
+    #[arg(short = 'w')]
+    pub write: Option<String>,
+    /// Do not put the interface into promiscuous mode (tcpdump -p).
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    pub no_promisc: bool,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// A tcpdump (libpcap) filter expression, run in the kernel.
+    pub filter: Vec<String>,
+    /// Output and analysis options.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Output selection and tcpdump's printing flags, shared by `read` and `live`.
@@ -106,6 +110,40 @@ pub struct OutputArgs {
     /// Most connections tracked at once; the least recently active are evicted beyond it.
     #[arg(long = "max-connections", default_value_t = 1_000_000)]
     pub max_connections: usize,
+    /// SYN flood: sliding window for SYN rates, seconds.
+    #[arg(long = "syn-window", default_value_t = 1.0, value_name = "SECONDS")]
+    pub syn_window: f64,
+    /// SYN flood: a handshake not complete this long after its SYN has failed, seconds.
+    #[arg(long = "syn-grace", default_value_t = 3.0, value_name = "SECONDS")]
+    pub syn_grace: f64,
+    /// SYN flood: failed, never-retransmitted SYNs to one port within one window.
+    #[arg(
+        long = "syn-flood-threshold",
+        default_value_t = 10,
+        value_name = "SYNS"
+    )]
+    pub syn_flood_threshold: u32,
+    /// SYN flood: how long a server keeps a half-open connection, seconds.
+    #[arg(
+        long = "half-open-timeout",
+        default_value_t = 63.0,
+        value_name = "SECONDS"
+    )]
+    pub half_open_timeout: f64,
+    /// TIME_WAIT buildup: connections in TIME_WAIT on one host that make a finding.
+    #[arg(
+        long = "time-wait-threshold",
+        default_value_t = 200,
+        value_name = "CONNECTIONS"
+    )]
+    pub time_wait_threshold: u32,
+    /// SYN cookies: connections judged cookie replies that make a finding for their port.
+    #[arg(
+        long = "syn-cookie-min",
+        default_value_t = 3,
+        value_name = "CONNECTIONS"
+    )]
+    pub syn_cookie_min: u32,
 }
 
 #[cfg(test)]
@@ -137,25 +175,16 @@ mod tests {
             "port", "80",
         ])
         .unwrap();
-        let Command::Live {
-            iface,
-            snaplen,
-            write,
-            no_promisc,
-            filter,
-            output,
-            ..
-        } = cli.command
-        else {
+        let Command::Live(a) = cli.command else {
             panic!("not live")
         };
-        assert_eq!(iface.as_deref(), Some("lo"));
+        assert_eq!(a.iface.as_deref(), Some("lo"));
         assert_eq!(
-            (snaplen, write.as_deref(), no_promisc),
+            (a.snaplen, a.write.as_deref(), a.no_promisc),
             (96, Some("x.pcap"), true)
         );
-        assert_eq!(filter, ["tcp", "port", "80"]);
-        assert_eq!(output.count, Some(5));
+        assert_eq!(a.filter, ["tcp", "port", "80"]);
+        assert_eq!(a.output.count, Some(5));
         assert!(Cli::try_parse_from(["tcplens", "live"]).is_err());
         assert!(Cli::try_parse_from(["tcplens", "live", "-D"]).is_ok());
     }

@@ -2,6 +2,7 @@
 
 use crate::analysis::AnalysisConfig;
 use crate::cli::OutputArgs;
+use crate::detect::DetectConfig;
 use std::io::IsTerminal;
 
 /// Which report the run produces.
@@ -70,6 +71,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     /// Colour the annotations (standard output is a terminal).
     pub color: bool,
+    /// Thresholds of the cross-connection detectors.
+    pub detect: DetectConfig,
 }
 
 /// Seconds (from the command line) to nanoseconds, checked.
@@ -103,6 +106,28 @@ impl Config {
             5 => TimeFormat::SinceFirst,
             n => anyhow::bail!("-t given {n} times: at most 5 (-ttttt)"),
         };
+        let analysis = AnalysisConfig {
+            msl_ns: secs_to_ns("msl", a.msl)?,
+            idle_ns: secs_to_ns("idle-timeout", a.idle_timeout)?,
+            max_connections: a.max_connections.max(1),
+            ..AnalysisConfig::default()
+        };
+        if a.syn_flood_threshold == 0 || a.time_wait_threshold == 0 || a.syn_cookie_min == 0 {
+            anyhow::bail!(
+                "--syn-flood-threshold, --time-wait-threshold and --syn-cookie-min must be at least 1"
+            );
+        }
+        let detect = DetectConfig {
+            window_ns: secs_to_ns("syn-window", a.syn_window)?,
+            grace_ns: secs_to_ns("syn-grace", a.syn_grace)?,
+            syn_flood_threshold: a.syn_flood_threshold,
+            half_open_timeout_ns: secs_to_ns("half-open-timeout", a.half_open_timeout)?,
+            time_wait_threshold: a.time_wait_threshold,
+            two_msl_ns: analysis.msl_ns.saturating_mul(2),
+            cookie_min: a.syn_cookie_min,
+            max_tracked: analysis.max_connections,
+            ..DetectConfig::default()
+        };
         Ok(Config {
             mode,
             line: LineFormat {
@@ -116,13 +141,9 @@ impl Config {
             explain: a.explain,
             count: a.count,
             flush_each: false,
-            analysis: AnalysisConfig {
-                msl_ns: secs_to_ns("msl", a.msl)?,
-                idle_ns: secs_to_ns("idle-timeout", a.idle_timeout)?,
-                max_connections: a.max_connections.max(1),
-                ..AnalysisConfig::default()
-            },
+            analysis,
             color: std::io::stdout().is_terminal(),
+            detect,
         })
     }
 }

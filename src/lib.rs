@@ -18,6 +18,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod filter;
 pub mod pipeline;
 pub mod report;

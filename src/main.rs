@@ -4,7 +4,7 @@
 use clap::Parser;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
-use tcplens::cli::{Cli, Command, OutputArgs};
+use tcplens::cli::{Cli, Command, LiveArgs};
 use tcplens::config::{Config, Mode};
 use tcplens::filter::Filter;
 use tcplens::pipeline::Outcome;
@@ -43,25 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             report_end(&cfg, &outcome)
         }
-        Command::Live {
-            iface,
-            list_interfaces,
-            snaplen,
-            write,
-            no_promisc,
-            duration,
-            filter,
-            output,
-        } => live(LiveArgs {
-            iface,
-            list_interfaces,
-            snaplen,
-            write,
-            no_promisc,
-            duration,
-            filter,
-            output,
-        }),
+        Command::Live(args) => live(args),
     }
 }
 
@@ -77,19 +59,6 @@ fn report_end(cfg: &Config, outcome: &Outcome) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `live` subcommand's arguments.
-#[cfg_attr(not(feature = "live"), allow(dead_code))]
-struct LiveArgs {
-    iface: Option<String>,
-    list_interfaces: bool,
-    snaplen: i32,
-    write: Option<String>,
-    no_promisc: bool,
-    duration: Option<f64>,
-    filter: Vec<String>,
-    output: OutputArgs,
 }
 
 #[cfg(feature = "live")]

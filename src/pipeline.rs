@@ -6,6 +6,7 @@ use crate::capture::file::{CaptureInfo, FileSource};
 use crate::capture::{CaptureError, Frame, Linktype};
 use crate::config::{Config, Mode};
 use crate::decode;
+use crate::detect::Detectors;
 use crate::filter::Filter;
 use crate::report::analysis::AnalysisReport;
 use crate::report::json::{InputCounts, InputError, InputRec};
@@ -31,6 +32,7 @@ pub struct Run<'o> {
     filter: Option<Filter>,
     printer: TcpdumpPrinter,
     analysis: AnalysisReport,
+    detectors: Detectors,
     /// The input's name, for the reports.
     input: String,
     stats: Stats,
@@ -59,6 +61,7 @@ impl<'o> Run<'o> {
             filter,
             printer: TcpdumpPrinter::new(cfg.line),
             analysis: AnalysisReport::new(cfg),
+            detectors: Detectors::new(cfg.detect),
             input: input.to_string(),
             stats: Stats::default(),
             out,
@@ -99,7 +102,7 @@ impl<'o> Run<'o> {
             return self.fail(e.into());
         }
         if let Some(seg) = &d.segment
-            && let Err(e) = self.analysis.packet(self.out, seg)
+            && let Err(e) = self.analysis.packet(self.out, seg, &mut self.detectors)
         {
             return self.fail(e.into());
         }
@@ -141,7 +144,8 @@ impl<'o> Run<'o> {
             Some(Fatal::Output(e)) => return Err(e),
             fatal => {
                 let inputs = [InputRec::new(&self.input, info, live, self.counts, error)];
-                self.analysis.finish(self.out, &self.stats, &inputs)?;
+                self.analysis
+                    .finish(self.out, &self.stats, &inputs, &mut self.detectors)?;
                 self.out.flush()?;
                 if let Some(Fatal::Filter(e)) = fatal {
                     return Err(e);

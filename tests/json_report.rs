@@ -326,6 +326,7 @@ fn agree(file: &Path) -> Result<usize, String> {
     let mut conns_nd = Vec::new();
     let mut per_conn: BTreeMap<u64, (BTreeMap<String, u64>, Vec<Value>)> = BTreeMap::new();
     let mut summary = Value::Null;
+    let mut findings = Vec::new();
     let mut n_packets = 0;
     for rec in &lines {
         match rec["type"].as_str().unwrap() {
@@ -372,6 +373,11 @@ fn agree(file: &Path) -> Result<usize, String> {
                 c.as_object_mut().unwrap().remove("type");
                 conns_nd.push(c);
             }
+            "finding" => {
+                let mut f = rec.clone();
+                f.as_object_mut().unwrap().remove("type");
+                findings.push(f);
+            }
             "summary" => summary = rec.clone(),
             t => return Err(format!("{name}: record type {t}")),
         }
@@ -379,6 +385,9 @@ fn agree(file: &Path) -> Result<usize, String> {
     // --json holds what --ndjson streamed.
     if doc["connections"].as_array().unwrap() != &conns_nd {
         return Err(format!("{name}: --json connections differ from --ndjson"));
+    }
+    if doc["findings"].as_array().unwrap() != &findings {
+        return Err(format!("{name}: --json findings differ from --ndjson"));
     }
     if doc["inputs"] != summary["inputs"] || doc["stats"]["annotations"] != summary["annotations"] {
         return Err(format!(

@@ -157,56 +157,36 @@ fn schemas_reject_unknown_fields_and_values() {
     assert!(!doc_schema.is_valid(&missing));
 }
 
-/// A detector's finding, handed to the report as the detector helper will, is a valid
-/// `finding` record and a valid item of the document's `findings`.
+/// Detector findings (the kernel SYN-flood capture has some) are valid `finding` records and
+/// valid items of the document's `findings`, the same in both forms.
 #[test]
 fn findings_validate_in_both_forms() {
-    use tcplens::capture::Timestamp;
-    use tcplens::config::Mode;
-    use tcplens::report::analysis::AnalysisReport;
-    use tcplens::report::json::{FindingKind, FindingRecord};
-    use tcplens::stats::Stats;
-    let finding = FindingRecord {
-        kind: FindingKind::TimeWaitBuildup,
-        subject: "[2001:db8::1]:80".into(),
-        first_time: Timestamp(1_700_000_000_000_000_000),
-        last_time: Timestamp(1_700_000_001_500_000_000),
-        confidence: 0.8,
-        evidence: "4000 connections in TIME_WAIT on the server within 1.5 s".into(),
-        figures: [("time_wait_connections".to_string(), 4000.0)].into(),
-        connections: vec![3, 4],
-    };
-    let mut out = Vec::new();
-    let mut r = AnalysisReport::with_mode(Mode::Ndjson, false);
-    r.finding(&mut out, finding.clone()).unwrap();
-    r.finish(&mut out, &Stats::default(), &[]).unwrap();
-    let line_schema = validator("tcplens-ndjson.schema.json");
-    let lines: Vec<Value> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2);
-    for l in &lines {
-        assert_eq!(errors(&line_schema, l), Vec::<String>::new(), "{l}");
-    }
-    let f = &lines[0];
-    assert_eq!(f["type"], "finding");
-    assert_eq!(f["kind"], "time_wait_buildup");
-    assert_eq!(f["subject"], "[2001:db8::1]:80");
-    assert_eq!(f["first_time"], "2023-11-14T22:13:20.000000000Z");
-    assert_eq!(f["last_time_ns"], "1700000001500000000");
-    assert_eq!(f["confidence"], 0.8);
-
-    let mut out = Vec::new();
-    let mut r = AnalysisReport::with_mode(Mode::Json, false);
-    r.finding(&mut out, finding).unwrap();
-    assert!(out.is_empty(), "--json holds findings until the end");
-    r.finish(&mut out, &Stats::default(), &[]).unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/kernel/detect/synflood_nocookies_v4.pcap");
+    let (code, out) = run_tcplens(&file, &["--json"]);
+    assert_eq!(code, 0);
     let doc: Value = serde_json::from_slice(&out).unwrap();
-    let doc_schema = validator("tcplens-report.schema.json");
-    assert_eq!(errors(&doc_schema, &doc), Vec::<String>::new());
-    let mut item = lines[0].clone();
-    item.as_object_mut().unwrap().remove("type");
-    assert_eq!(doc["findings"], serde_json::json!([item]));
+    assert_eq!(
+        errors(&validator("tcplens-report.schema.json"), &doc),
+        Vec::<String>::new()
+    );
+    let findings = doc["findings"].as_array().unwrap();
+    assert!(!findings.is_empty(), "the SYN flood capture has findings");
+    let (code, out) = run_tcplens(&file, &["--ndjson"]);
+    assert_eq!(code, 0);
+    let line_schema = validator("tcplens-ndjson.schema.json");
+    let mut streamed = Vec::new();
+    for l in String::from_utf8(out).unwrap().lines() {
+        let mut v: Value = serde_json::from_str(l).unwrap();
+        if v["type"] == "finding" {
+            assert_eq!(errors(&line_schema, &v), Vec::<String>::new(), "{v}");
+            v.as_object_mut().unwrap().remove("type");
+            streamed.push(v);
+        }
+    }
+    assert_eq!(&streamed, findings);
+    assert!(
+        findings.iter().any(|f| f["kind"] == "syn_flood"),
+        "{findings:?}"
+    );
 }

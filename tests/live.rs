@@ -20,6 +20,15 @@ fn is_root() -> bool {
 /// Starts `tcplens live` with `args`, waits for its "listening on" line, runs `traffic`, and
 /// returns (exit status, stdout).
 fn capture_around(args: &[&str], traffic: impl FnOnce()) -> (i32, String) {
+    capture_around_with_pid(args, traffic, |_| {})
+}
+
+/// The same, then runs `stop` with the capture's process id.
+fn capture_around_with_pid(
+    args: &[&str],
+    traffic: impl FnOnce(),
+    stop: impl FnOnce(u32),
+) -> (i32, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tcplens"))
         .args(args)
         .stdout(Stdio::piped())
@@ -37,6 +46,7 @@ fn capture_around(args: &[&str], traffic: impl FnOnce()) -> (i32, String) {
         }
     }
     traffic();
+    stop(child.id());
     // Bound the wait: a capture that does not stop is killed and the test fails below.
     let pid = child.id();
     std::thread::spawn(move || {
@@ -139,4 +149,42 @@ fn live_errors_are_clear() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("syntax error"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_table_and_complete_file() {
+    if !is_root() {
+        eprintln!("skipped sigterm_stops_cleanly_with_table_and_complete_file: needs root");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("term.pcap");
+    let written = written.to_str().unwrap();
+    let (code, out) = capture_around_with_pid(
+        &["live", "-i", "lo", "-w", written, "tcp", "port", &port],
+        || exchange(listener),
+        |pid| {
+            // Give libpcap a moment to deliver the last packets, then ask it to stop.
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        },
+    );
+    assert_eq!(code, 0, "exit status after SIGTERM:\n{out}");
+    assert!(
+        out.contains("TCP connections (1)"),
+        "no connection table:\n{out}"
+    );
+    assert!(out.contains("handshake 3/3"), "no annotation:\n{out}");
+    let back = Command::new(env!("CARGO_BIN_EXE_tcplens"))
+        .args(["read", written])
+        .output()
+        .unwrap();
+    assert_eq!(back.status.code(), Some(0), "the -w file is not complete");
+    let back = String::from_utf8_lossy(&back.stdout);
+    let lines = |s: &str| s.lines().filter(|l| l.contains(" > ")).count();
+    assert_eq!(lines(&back), lines(&out), "-w file:\n{back}\nlive:\n{out}");
 }

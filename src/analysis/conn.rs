@@ -765,6 +765,7 @@ impl Conn {
             midstream: self.midstream,
             port_reuse: self.port_reuse,
             end,
+            syn_cookie: false,
         }
     }
 }

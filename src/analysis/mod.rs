@@ -380,6 +380,8 @@ pub struct ConnSummary {
     pub port_reuse: bool,
     /// Why the record was emitted.
     pub end: EndReason,
+    /// The server's SYN-ACK came from a SYN cookie (set by the detectors, `crate::detect`).
+    pub syn_cookie: bool,
 }
 
 /// Analysis-wide counts.

@@ -107,7 +107,7 @@ pub struct Frame<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The input could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The input's name (`-` for standard input).
         path: String,

@@ -3,10 +3,10 @@
 use crate::analysis::{AnalysisConfig, Analyzer};
 use crate::config::{Config, Mode};
 use crate::decode::Segment;
+use crate::detect::Detectors;
 use crate::report::annotate::Annotator;
-use crate::report::json::{
-    ConnRecord, ConnTracker, DocWriter, FindingRecord, FindingView, InputRec, StatsRec,
-};
+use crate::report::findings;
+use crate::report::json::{ConnRecord, ConnTracker, DocWriter, InputRec, StatsRec};
 use crate::report::ndjson::NdjsonWriter;
 use crate::report::table::ConnTable;
 use crate::stats::Stats;
@@ -22,8 +22,6 @@ pub struct AnalysisReport {
     doc: DocWriter,
     /// Per-connection notes for the JSON reports (empty in the other modes).
     notes: ConnTracker,
-    /// Findings held for the `--json` document.
-    findings: Vec<FindingRecord>,
     table: ConnTable,
     table_width: Option<u16>,
 }
@@ -47,18 +45,24 @@ impl AnalysisReport {
             ndjson: NdjsonWriter::new(),
             doc: DocWriter::new(),
             notes: ConnTracker::default(),
-            findings: Vec::new(),
             table: ConnTable::new(),
             table_width: if color { None } else { Some(220) },
         }
     }
 
-    /// Analyses one TCP segment and writes what the mode shows of it (after its tcpdump line).
-    pub fn packet(&mut self, out: &mut dyn Write, seg: &Segment) -> io::Result<()> {
+    /// Analyses one TCP segment, feeds the detectors and writes what the mode shows of it
+    /// (after its tcpdump line).
+    pub fn packet(
+        &mut self,
+        out: &mut dyn Write,
+        seg: &Segment,
+        det: &mut Detectors,
+    ) -> io::Result<()> {
         if self.mode == Mode::Plain {
             return Ok(());
         }
         let info = self.analyzer.packet(seg);
+        det.packet(seg, info);
         match self.mode {
             Mode::Annotated => self.annotator.write(out, info)?,
             Mode::Ndjson => {
@@ -68,24 +72,12 @@ impl AnalysisReport {
             Mode::Json => self.notes.packet(info),
             Mode::Summary | Mode::Plain => {}
         }
-        self.flush_ended(out)
+        self.flush_ended(out, det)
     }
 
-    /// Reports a detector's finding: a `finding` record with `--ndjson`, an item of `findings`
-    /// with `--json` (held until the end: detectors report rarely); other modes ignore it.
-    pub fn finding(&mut self, out: &mut dyn Write, f: FindingRecord) -> io::Result<()> {
-        match self.mode {
-            Mode::Ndjson => self.ndjson.finding(out, FindingView::new(&f)),
-            Mode::Json => {
-                self.findings.push(f);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn flush_ended(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        for c in self.analyzer.drain_ended() {
+    fn flush_ended(&mut self, out: &mut dyn Write, det: &mut Detectors) -> io::Result<()> {
+        for mut c in self.analyzer.drain_ended() {
+            det.connection(&mut c);
             match self.mode {
                 Mode::Ndjson => {
                     let n = self.notes.take(c.id);
@@ -99,31 +91,50 @@ impl AnalysisReport {
                 Mode::Annotated | Mode::Summary => self.table.push(c),
             }
         }
+        // A finding's one-line form goes into the annotated stream as it fires.
+        for f in det.drain_fired() {
+            if self.mode == Mode::Annotated {
+                findings::write_line(out, &f)?;
+            }
+        }
         Ok(())
     }
 
-    /// Ends the run: remaining connections, then the tables, the `summary` record or the rest
-    /// of the JSON document. `decode` counts every frame by kind; `inputs` describes the input.
+    /// Ends the run: remaining connections, then the tables, the findings and the `summary`
+    /// record, or the rest of the JSON document. `decode` counts every frame by kind; `inputs`
+    /// describes the input.
     pub fn finish(
         &mut self,
         out: &mut dyn Write,
         decode: &Stats,
         inputs: &[InputRec],
+        det: &mut Detectors,
     ) -> io::Result<()> {
         if self.mode == Mode::Plain {
             return Ok(());
         }
+        det.end_of_capture();
         self.analyzer.finish();
-        self.flush_ended(out)?;
+        self.flush_ended(out, det)?;
+        det.finish();
+        self.flush_ended(out, det)?;
         let stats = *self.analyzer.stats();
         match self.mode {
-            Mode::Annotated | Mode::Summary => self.table.write(out, self.table_width),
-            Mode::Ndjson => self
-                .ndjson
-                .summary(out, StatsRec::new(decode, &stats), inputs),
+            Mode::Annotated | Mode::Summary => {
+                self.table.write(out, self.table_width)?;
+                findings::write_table(out, det.findings(), self.table_width)
+            }
+            Mode::Ndjson => {
+                // Findings are complete only now (figures grow until the end of the run).
+                for f in det.findings() {
+                    self.ndjson.finding(out, f)?;
+                }
+                self.ndjson
+                    .summary(out, StatsRec::new(decode, &stats), inputs)
+            }
             Mode::Json => {
                 self.doc
-                    .finish(out, &self.findings, StatsRec::new(decode, &stats), inputs)
+                    .finish(out, det.findings(), StatsRec::new(decode, &stats), inputs)
             }
             Mode::Plain => Ok(()),
         }

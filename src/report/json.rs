@@ -21,12 +21,13 @@ use crate::analysis::{
 use crate::capture::file::CaptureInfo;
 use crate::capture::{CaptureError, Linktype, Timestamp};
 use crate::decode::TcpFlags;
+use crate::detect::{Finding, FindingKind};
 use crate::stats::{DECODE_KINDS, Stats, kind_name};
 use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings, json_schema};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -458,8 +459,8 @@ pub struct ConnRecord<'a> {
     /// Who ended in TIME_WAIT.
     #[schemars(schema_with = "time_wait_schema")]
     time_wait_on: Option<&'static str>,
-    /// True when the server's SYN-ACK came from a SYN cookie (set by the syn_cookies detector;
-    /// false until it has evidence).
+    /// True when the server's SYN-ACK came from a SYN cookie (judged by the syn_cookies
+    /// detector).
     syn_cookie: bool,
     /// Zeek's conn_state.
     #[schemars(schema_with = "zeek_state_schema")]
@@ -542,7 +543,7 @@ impl<'a> ConnRecord<'a> {
             handshake: c.handshake.as_str(),
             close_initiator: c.close_initiator.map(|i| i.as_str()),
             time_wait_on: c.time_wait_on,
-            syn_cookie: false,
+            syn_cookie: c.syn_cookie,
             zeek_conn_state: c.zeek_conn_state,
             zeek_history: c.zeek_history.as_str(),
             close: c.close.as_str(),
@@ -579,87 +580,56 @@ impl<'a> ConnRecord<'a> {
 // ---------------------------------------------------------------------------------------------
 // Findings
 
-/// A finding's kind (CONTRACT names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    /// Many SYNs to one server that are not answered or not completed.
-    SynFlood,
-    /// Many connections held in TIME_WAIT on one host.
-    TimeWaitBuildup,
-    /// A server answering SYNs with SYN cookies.
-    SynCookies,
+/// A detector's finding as JSON: [`Finding`]'s own serialisation, described for the schema.
+/// (A field added to `Finding` makes the output fail the strict schema until it is described
+/// here.)
+pub struct FindingJson<'a>(pub &'a Finding);
+
+impl Serialize for FindingJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
 }
 
-/// What a detector reports; the JSON reports write it as a `finding`. Detectors build it and
-/// hand it to [`crate::report::analysis::AnalysisReport::finding`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct FindingRecord {
-    /// What was found.
-    pub kind: FindingKind,
-    /// What it is about: `addr` or `addr:port` (IPv6 as `[addr]:port`).
-    pub subject: String,
-    /// The first packet of the evidence.
-    pub first_time: Timestamp,
-    /// The last packet of the evidence.
-    pub last_time: Timestamp,
-    /// 0 to 1.
-    pub confidence: f64,
-    /// One sentence a person can check against the capture.
-    pub evidence: String,
-    /// The measured figures behind it (name → value, e.g. `syn_rate_per_s`).
-    pub figures: BTreeMap<String, f64>,
-    /// Ids of connections that show it (a sample; may be empty).
-    pub connections: Vec<u64>,
-}
-
-/// The JSON form of a [`FindingRecord`].
-#[derive(Serialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct FindingView<'a> {
-    /// What was found.
-    kind: FindingKind,
-    /// `addr` or `addr:port`.
-    subject: &'a str,
-    /// The first packet of the evidence.
-    first_time: Rfc3339,
-    /// The same, ns.
-    first_time_ns: NsString,
-    /// The last packet of the evidence.
-    last_time: Rfc3339,
-    /// The same, ns.
-    last_time_ns: NsString,
-    /// 0 to 1.
-    #[schemars(range(min = 0.0, max = 1.0))]
-    confidence: f64,
-    /// One sentence a person can check against the capture.
-    evidence: &'a str,
-    /// The measured figures behind it.
-    figures: &'a BTreeMap<String, f64>,
-    /// Ids of connections that show it (a sample).
-    connections: &'a [u64],
-}
-
-impl<'a> FindingView<'a> {
-    /// The JSON view of `f`; a confidence outside 0..1 (or NaN) is clamped (NaN to 0).
-    pub fn new(f: &'a FindingRecord) -> Self {
-        let confidence = if f.confidence.is_nan() {
-            0.0
-        } else {
-            f.confidence.clamp(0.0, 1.0)
-        };
-        FindingView {
-            kind: f.kind,
-            subject: &f.subject,
-            first_time: Rfc3339(f.first_time),
-            first_time_ns: NsString(f.first_time),
-            last_time: Rfc3339(f.last_time),
-            last_time_ns: NsString(f.last_time),
-            confidence,
-            evidence: &f.evidence,
-            figures: &f.figures,
-            connections: &f.connections,
-        }
+impl JsonSchema for FindingJson<'_> {
+    fn schema_name() -> Cow<'static, str> {
+        "Finding".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let kinds = [
+            FindingKind::SynFlood,
+            FindingKind::TimeWaitBuildup,
+            FindingKind::SynCookies,
+        ]
+        .map(|k| k.as_str());
+        let time = g.subschema_for::<Rfc3339>();
+        let ns = g.subschema_for::<NsString>();
+        json_schema!({
+            "description": "What a detector found (docs/detectors.md).",
+            "type": "object",
+            "properties": {
+                "kind": { "type": "string", "enum": kinds, "description": "which detector" },
+                "subject": {
+                    "type": "string",
+                    "description": "addr:port (syn_flood, syn_cookies) or addr (time_wait_buildup), IPv6 as [addr]:port"
+                },
+                "first_time": time, "first_time_ns": ns,
+                "last_time": time, "last_time_ns": ns,
+                "confidence": { "type": "number", "minimum": 0, "maximum": 1 },
+                "evidence": {
+                    "type": "array",
+                    "items": { "type": "string" },
+                    "description": "the signals behind it, one short sentence each"
+                },
+                "figures": {
+                    "type": "object",
+                    "description": "the numbers measured; their names depend on the kind (docs/detectors.md)"
+                }
+            },
+            "required": ["kind", "subject", "first_time", "first_time_ns", "last_time",
+                         "last_time_ns", "confidence", "evidence", "figures"],
+            "additionalProperties": false
+        })
     }
 }
 
@@ -1011,7 +981,7 @@ impl Default for DocHead {
 #[schemars(deny_unknown_fields)]
 pub struct DocTail<'a> {
     /// What the detectors found, in the order they fired.
-    findings: Vec<FindingView<'a>>,
+    findings: Vec<FindingJson<'a>>,
     /// Run-wide statistics.
     stats: StatsRec<'a>,
     /// The inputs read (one per run today).
@@ -1079,13 +1049,13 @@ impl DocWriter {
     pub fn finish(
         &mut self,
         out: &mut dyn Write,
-        findings: &[FindingRecord],
+        findings: &[Finding],
         stats: StatsRec<'_>,
         inputs: &[InputRec],
     ) -> io::Result<()> {
         self.head(out)?;
         let tail = DocTail {
-            findings: findings.iter().map(FindingView::new).collect(),
+            findings: findings.iter().map(FindingJson).collect(),
             stats,
             inputs,
         };
@@ -1157,25 +1127,5 @@ mod tests {
         assert_eq!(v["connections"], serde_json::json!([]));
         assert_eq!(v["findings"], serde_json::json!([]));
         assert_eq!(v["inputs"], serde_json::json!([]));
-    }
-
-    #[test]
-    fn finding_confidence_is_clamped() {
-        let mut f = FindingRecord {
-            kind: FindingKind::SynFlood,
-            subject: "10.0.0.1:80".into(),
-            first_time: Timestamp(0),
-            last_time: Timestamp(1),
-            confidence: 7.0,
-            evidence: "x".into(),
-            figures: BTreeMap::new(),
-            connections: vec![],
-        };
-        let v = serde_json::to_value(FindingView::new(&f)).unwrap();
-        assert_eq!(v["confidence"], 1.0);
-        assert_eq!(v["kind"], "syn_flood");
-        f.confidence = f64::NAN;
-        let v = serde_json::to_value(FindingView::new(&f)).unwrap();
-        assert_eq!(v["confidence"], 0.0);
     }
 }

@@ -1,16 +1,19 @@
 //! `--ndjson`: one JSON object per line, each with `type` — `packet` per TCP packet as it is
-//! read, `connection` when a connection ends, `finding` when a detector fires, `summary` last.
+//! read, `connection` when a connection ends, each detector `finding` (complete, at the end of
+//! the run), `summary` last.
 //!
 //! Names follow /work/shared/CONTRACT.md; the objects shared with `--json` are in
 //! [`super::json`]. Records are serialised into one reused buffer (no allocation per packet once
 //! it has grown).
 
 use super::json::{
-    ConnRecord, DocHead, FindingView, FlagStr, InputRec, NsString, Rfc3339, StatsRec,
-    kind_list_schema, rst_check_schema, schema_of, side_schema, state_schema,
+    ConnRecord, DocHead, FindingJson, InputRec, StatsRec, kind_list_schema, rst_check_schema,
+    schema_of, side_schema, state_schema,
 };
+pub use super::json::{FlagStr, NsString, Rfc3339};
 use crate::analysis::{KindList, PacketInfo, Side, TcpState, Transition};
 use crate::decode::{OptionSummary, Segment};
+use crate::detect::Finding;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Serialize;
 use serde::ser::SerializeSeq;
@@ -239,7 +242,7 @@ pub struct ConnLine<'a> {
 pub struct FindingLine<'a> {
     r#type: FindingTag,
     #[serde(flatten)]
-    finding: FindingView<'a>,
+    finding: FindingJson<'a>,
 }
 
 /// The `summary` record: the document's statistics and inputs.
@@ -345,12 +348,12 @@ impl NdjsonWriter {
     }
 
     /// One `finding` record.
-    pub fn finding(&mut self, out: &mut dyn Write, f: FindingView<'_>) -> io::Result<()> {
+    pub fn finding(&mut self, out: &mut dyn Write, f: &Finding) -> io::Result<()> {
         self.emit(
             out,
             &FindingLine {
                 r#type: FindingTag::Finding,
-                finding: f,
+                finding: FindingJson(f),
             },
         )
     }
