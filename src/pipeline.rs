@@ -3,12 +3,13 @@
 //! [`Run`] holds every stage after the capture; [`run_file`] and [`run_live`] feed it frames.
 
 use crate::capture::file::{CaptureInfo, FileSource};
-use crate::capture::{CaptureError, Frame};
+use crate::capture::{CaptureError, Frame, Linktype};
 use crate::config::{Config, Mode};
 use crate::decode;
 use crate::detect::Detectors;
 use crate::filter::Filter;
 use crate::report::analysis::AnalysisReport;
+use crate::report::json::{InputCounts, InputError, InputRec};
 use crate::report::tcpdump::TcpdumpPrinter;
 use crate::stats::Stats;
 use std::io::Write;
@@ -38,8 +39,18 @@ pub struct Run<'o> {
     out: &'o mut dyn Write,
     /// Frames that passed the filter: tcpdump's `-#` and `-c` count these.
     passed: u64,
-    /// An error that must end the run (output I/O, a filter that fails to compile).
-    fatal: Option<anyhow::Error>,
+    /// What was read, for the JSON reports.
+    counts: InputCounts,
+    /// An error that must end the run.
+    fatal: Option<Fatal>,
+}
+
+/// Errors that end a run early.
+enum Fatal {
+    /// Writing the report failed: nothing more can be written.
+    Output(anyhow::Error),
+    /// The filter failed: the reports still end properly.
+    Filter(anyhow::Error),
 }
 
 impl<'o> Run<'o> {
@@ -55,20 +66,30 @@ impl<'o> Run<'o> {
             stats: Stats::default(),
             out,
             passed: 0,
+            counts: InputCounts::default(),
             fatal: None,
         }
     }
 
     /// Handles one captured frame; `Break` ends the capture.
     pub fn on_frame(&mut self, frame: &Frame<'_>) -> ControlFlow<()> {
+        let c = &mut self.counts;
+        c.read += 1;
+        c.bytes += frame.data.len() as u64;
+        c.first.get_or_insert(frame.ts);
+        c.last = Some(frame.ts);
         if let Some(f) = self.filter.as_mut() {
             match f.matches(frame) {
                 Ok(true) => {}
                 Ok(false) => return ControlFlow::Continue(()),
-                Err(e) => return self.fail(e.into()),
+                Err(e) => {
+                    self.fatal = Some(Fatal::Filter(e.into()));
+                    return ControlFlow::Break(());
+                }
             }
         }
         self.passed += 1;
+        self.counts.matched = self.passed;
         let frame = &Frame {
             number: self.passed,
             ..*frame
@@ -91,29 +112,46 @@ impl<'o> Run<'o> {
             return self.fail(e.into());
         }
         if self.cfg.count.is_some_and(|c| self.passed >= c) {
+            self.counts.stopped_by_count = true;
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
         }
     }
 
+    /// An output error: the run stops without writing more.
     fn fail(&mut self, e: anyhow::Error) -> ControlFlow<()> {
-        self.fatal = Some(e);
+        self.fatal = Some(Fatal::Output(e));
         ControlFlow::Break(())
     }
 
-    /// Ends the run with the capture's result: writes the end-of-run reports.
-    pub fn finish(mut self, capture: Result<(), CaptureError>) -> anyhow::Result<Outcome> {
-        if let Some(e) = self.fatal {
-            return Err(e);
+    /// Ends the run with the capture's result: writes the end-of-run reports, which name the
+    /// error that stopped reading, if any. `info` is what the file reader found, `live` the
+    /// live interface's link type.
+    pub fn finish(
+        mut self,
+        capture: Result<(), CaptureError>,
+        info: Option<&CaptureInfo>,
+        live: Option<Linktype>,
+    ) -> anyhow::Result<Outcome> {
+        let error = match (&self.fatal, &capture) {
+            (Some(Fatal::Output(_)), _) => None,
+            (Some(Fatal::Filter(e)), _) => Some(InputError::filter(&self.input, e)),
+            (None, Err(e)) => Some(InputError::capture(e)),
+            (None, Ok(())) => None,
+        };
+        match self.fatal.take() {
+            Some(Fatal::Output(e)) => return Err(e),
+            fatal => {
+                let inputs = [InputRec::new(&self.input, info, live, self.counts, error)];
+                self.analysis
+                    .finish(self.out, &self.stats, &inputs, &mut self.detectors)?;
+                self.out.flush()?;
+                if let Some(Fatal::Filter(e)) = fatal {
+                    return Err(e);
+                }
+            }
         }
-        self.analysis.finish(
-            self.out,
-            &self.input,
-            self.stats.packets,
-            &mut self.detectors,
-        )?;
-        self.out.flush()?;
         let damage = match capture {
             Ok(()) => None,
             Err(e) if e.is_damage() => Some(e),
@@ -122,7 +160,7 @@ impl<'o> Run<'o> {
         Ok(Outcome {
             stats: self.stats,
             damage,
-            input: None,
+            input: info.cloned(),
         })
     }
 }
@@ -139,6 +177,10 @@ pub fn run_file(
 ) -> anyhow::Result<Outcome> {
     let mut source = match FileSource::open(path) {
         Ok(source) => source,
+        // The JSON reports are still one valid document, naming the error.
+        Err(e) if matches!(cfg.mode, Mode::Json | Mode::Ndjson) => {
+            return Run::new(cfg, path, None, out).finish(Err(e), None, None);
+        }
         // No capture header: nothing to report, but it is bad input (exit 2), not an I/O error.
         Err(e) if e.is_damage() => {
             return Ok(Outcome {
@@ -155,9 +197,7 @@ pub fn run_file(
     });
     let mut run = Run::new(cfg, path, filter, out);
     let result = source.run(|frame| run.on_frame(frame));
-    let mut outcome = run.finish(result)?;
-    outcome.input = Some(source.info().clone());
-    Ok(outcome)
+    run.finish(result, Some(source.info()), None)
 }
 
 /// Captures live and writes the configured report to `out`; returns libpcap's counters too.
@@ -178,6 +218,6 @@ pub fn run_live(
     // The kernel already filtered: no user-space filter.
     let mut run = Run::new(cfg, &opts.iface, None, out);
     let result = source.run(|frame| run.on_frame(frame));
-    let outcome = run.finish(result)?;
+    let outcome = run.finish(result, None, Some(source.linktype()))?;
     Ok((outcome, source.stats()))
 }

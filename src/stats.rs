@@ -22,6 +22,14 @@ impl Stats {
         }
     }
 
+    /// Frames of one kind.
+    pub fn count_of(&self, kind: Kind) -> u64 {
+        self.by_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+
     /// Writes the statistics as text (to standard error in text modes).
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "{} packets read", self.packets)?;
@@ -29,5 +37,57 @@ impl Stats {
             writeln!(out, "  {n} {kind:?}")?;
         }
         Ok(())
+    }
+}
+
+/// Every decode kind with whether it is a decode problem (a frame not decoded fully), in
+/// [`Kind`] order.
+pub const DECODE_KINDS: [(Kind, bool); 11] = [
+    (Kind::Tcp, false),
+    (Kind::TcpTruncated, true),
+    (Kind::TcpBadHeader, true),
+    (Kind::TcpFragment, false),
+    (Kind::Udp, false),
+    (Kind::Icmp, false),
+    (Kind::OtherIp, false),
+    (Kind::Arp, false),
+    (Kind::OtherLink, false),
+    (Kind::UnsupportedLinktype, true),
+    (Kind::Malformed, true),
+];
+
+/// The snake_case name of a decode kind, as the JSON reports write it.
+pub fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Tcp => "tcp",
+        Kind::TcpTruncated => "tcp_truncated",
+        Kind::TcpBadHeader => "tcp_bad_header",
+        Kind::TcpFragment => "tcp_fragment",
+        Kind::Udp => "udp",
+        Kind::Icmp => "icmp",
+        Kind::OtherIp => "other_ip",
+        Kind::Arp => "arp",
+        Kind::OtherLink => "other_link",
+        Kind::UnsupportedLinktype => "unsupported_linktype",
+        Kind::Malformed => "malformed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed_once() {
+        let names: Vec<&str> = DECODE_KINDS.iter().map(|(k, _)| kind_name(*k)).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+        let mut s = Stats::default();
+        s.count(Kind::Udp);
+        s.count(Kind::Udp);
+        assert_eq!(s.count_of(Kind::Udp), 2);
+        assert_eq!(s.count_of(Kind::Tcp), 0);
     }
 }

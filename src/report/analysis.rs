@@ -3,20 +3,14 @@
 use crate::analysis::{AnalysisConfig, Analyzer};
 use crate::config::{Config, Mode};
 use crate::decode::Segment;
-use crate::detect::{Detectors, Finding};
+use crate::detect::Detectors;
 use crate::report::annotate::Annotator;
 use crate::report::findings;
-use crate::report::ndjson::{ConnRecord, NdjsonWriter, StatsRec};
+use crate::report::json::{ConnRecord, ConnTracker, DocWriter, InputRec, StatsRec};
+use crate::report::ndjson::NdjsonWriter;
 use crate::report::table::ConnTable;
+use crate::stats::Stats;
 use std::io::{self, Write};
-
-/// An `--ndjson` finding record.
-#[derive(serde::Serialize)]
-struct TypedFinding<'a> {
-    r#type: &'static str,
-    #[serde(flatten)]
-    f: &'a Finding,
-}
 
 /// The analyzer plus the reports that show it.
 #[derive(Debug)]
@@ -25,6 +19,9 @@ pub struct AnalysisReport {
     mode: Mode,
     annotator: Annotator,
     ndjson: NdjsonWriter,
+    doc: DocWriter,
+    /// Per-connection notes for the JSON reports (empty in the other modes).
+    notes: ConnTracker,
     table: ConnTable,
     table_width: Option<u16>,
 }
@@ -32,25 +29,24 @@ pub struct AnalysisReport {
 impl AnalysisReport {
     /// Set up for the run's configuration.
     pub fn new(cfg: &Config) -> Self {
-        AnalysisReport {
-            analyzer: Analyzer::new(cfg.analysis),
-            mode: cfg.mode,
-            annotator: Annotator::new(cfg.explain, cfg.color),
-            ndjson: NdjsonWriter::new(),
-            table: ConnTable::new(),
-            table_width: if cfg.color { None } else { Some(220) },
-        }
+        Self::build(cfg.analysis, cfg.mode, cfg.explain, cfg.color)
     }
 
     /// A default analysis, for tests and tools.
     pub fn with_mode(mode: Mode, explain: bool) -> Self {
+        Self::build(AnalysisConfig::default(), mode, explain, false)
+    }
+
+    fn build(analysis: AnalysisConfig, mode: Mode, explain: bool, color: bool) -> Self {
         AnalysisReport {
-            analyzer: Analyzer::new(AnalysisConfig::default()),
+            analyzer: Analyzer::new(analysis),
             mode,
-            annotator: Annotator::new(explain, false),
+            annotator: Annotator::new(explain, color),
             ndjson: NdjsonWriter::new(),
+            doc: DocWriter::new(),
+            notes: ConnTracker::default(),
             table: ConnTable::new(),
-            table_width: Some(220),
+            table_width: if color { None } else { Some(220) },
         }
     }
 
@@ -69,8 +65,12 @@ impl AnalysisReport {
         det.packet(seg, info);
         match self.mode {
             Mode::Annotated => self.annotator.write(out, info)?,
-            Mode::Ndjson => self.ndjson.packet(out, seg, info)?,
-            _ => {}
+            Mode::Ndjson => {
+                self.notes.packet(info);
+                self.ndjson.packet(out, seg, info)?;
+            }
+            Mode::Json => self.notes.packet(info),
+            Mode::Summary | Mode::Plain => {}
         }
         self.flush_ended(out, det)
     }
@@ -79,9 +79,16 @@ impl AnalysisReport {
         for mut c in self.analyzer.drain_ended() {
             det.connection(&mut c);
             match self.mode {
-                Mode::Ndjson => self.ndjson.connection(out, &c)?,
+                Mode::Ndjson => {
+                    let n = self.notes.take(c.id);
+                    self.ndjson.connection(out, &ConnRecord::new(&c, &n))?;
+                }
+                Mode::Json => {
+                    let n = self.notes.take(c.id);
+                    self.doc.connection(out, &ConnRecord::new(&c, &n))?;
+                }
                 Mode::Plain => {}
-                _ => self.table.push(c),
+                Mode::Annotated | Mode::Summary => self.table.push(c),
             }
         }
         // A finding's one-line form goes into the annotated stream as it fires.
@@ -93,13 +100,14 @@ impl AnalysisReport {
         Ok(())
     }
 
-    /// Ends the run: remaining connections, then the tables, the summary or the JSON document.
-    /// `input` names the capture, `packets` counts every frame read.
+    /// Ends the run: remaining connections, then the tables, the findings and the `summary`
+    /// record, or the rest of the JSON document. `decode` counts every frame by kind; `inputs`
+    /// describes the input.
     pub fn finish(
         &mut self,
         out: &mut dyn Write,
-        input: &str,
-        packets: u64,
+        decode: &Stats,
+        inputs: &[InputRec],
         det: &mut Detectors,
     ) -> io::Result<()> {
         if self.mode == Mode::Plain {
@@ -117,27 +125,16 @@ impl AnalysisReport {
                 findings::write_table(out, det.findings(), self.table_width)
             }
             Mode::Ndjson => {
+                // Findings are complete only now (figures grow until the end of the run).
                 for f in det.findings() {
-                    serde_json::to_writer(
-                        &mut *out,
-                        &TypedFinding {
-                            r#type: "finding",
-                            f,
-                        },
-                    )?;
-                    writeln!(out)?;
+                    self.ndjson.finding(out, f)?;
                 }
-                self.ndjson.summary(out, packets, &stats)
+                self.ndjson
+                    .summary(out, StatsRec::new(decode, &stats), inputs)
             }
             Mode::Json => {
-                let doc = serde_json::json!({
-                    "inputs": [input],
-                    "stats": StatsRec::new(packets, &stats, false),
-                    "connections": self.table.rows().iter().map(|c| ConnRecord::new(c, false)).collect::<Vec<_>>(),
-                    "findings": det.findings(),
-                });
-                serde_json::to_writer_pretty(&mut *out, &doc)?;
-                writeln!(out)
+                self.doc
+                    .finish(out, det.findings(), StatsRec::new(decode, &stats), inputs)
             }
             Mode::Plain => Ok(()),
         }

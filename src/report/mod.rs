@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod annotate;
 pub mod findings;
+pub mod json;
 pub mod ndjson;
 pub mod seqtable;
 pub mod table;

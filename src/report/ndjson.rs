@@ -1,91 +1,69 @@
-//! `--ndjson` records (`packet`, `connection`, `summary`) and the connection objects of `--json`.
+//! `--ndjson`: one JSON object per line, each with `type` — `packet` per TCP packet as it is
+//! read, `connection` when a connection ends, each detector `finding` (complete, at the end of
+//! the run), `summary` last.
 //!
-//! Names follow /work/shared/CONTRACT.md. Timestamps are RFC 3339 strings with nanoseconds plus
-//! the integer nanoseconds since the epoch written as a string (JSON numbers lose precision
-//! past 2^53). Packet records are serialised into one reused buffer.
+//! Names follow /work/shared/CONTRACT.md; the objects shared with `--json` are in
+//! [`super::json`]. Records are serialised into one reused buffer (no allocation per packet once
+//! it has grown).
 
-use crate::analysis::{
-    ALL_KINDS, AnalysisStats, ConnSummary, KindList, PacketInfo, Side, SideCounts, TcpState,
-    Transition,
+use super::json::{
+    ConnRecord, DocHead, FindingJson, InputRec, StatsRec, kind_list_schema, rst_check_schema,
+    schema_of, side_schema, state_schema,
 };
-use crate::capture::Timestamp;
-use crate::decode::{Segment, TcpFlags};
+pub use super::json::{FlagStr, NsString, Rfc3339};
+use crate::analysis::{KindList, PacketInfo, Side, TcpState, Transition};
+use crate::decode::{OptionSummary, Segment};
+use crate::detect::Finding;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq};
-use std::fmt;
+use serde::ser::SerializeSeq;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-/// A timestamp as RFC 3339 with nine fractional digits, UTC.
-#[derive(Clone, Copy, Debug)]
-pub struct Rfc3339(pub Timestamp);
-
-impl fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match jiff::Timestamp::from_nanosecond(i128::from(self.0.0)) {
-            Ok(t) => write!(f, "{t:.9}"),
-            Err(_) => write!(f, "{}", self.0.0),
-        }
-    }
+/// `"type": "packet"`.
+#[derive(Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum PacketTag {
+    Packet,
 }
 
-impl Serialize for Rfc3339 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
+/// `"type": "connection"`.
+#[derive(Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum ConnectionTag {
+    Connection,
 }
 
-/// Integer nanoseconds since the epoch, as a JSON string.
-#[derive(Clone, Copy, Debug)]
-pub struct NsString(pub Timestamp);
-
-impl Serialize for NsString {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0.0)
-    }
+/// `"type": "finding"`.
+#[derive(Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum FindingTag {
+    Finding,
 }
 
-/// TCP flags as tcpdump prints them (`S.`, `FP.`, `none`).
-#[derive(Clone, Copy, Debug)]
-pub struct FlagStr(pub TcpFlags);
-
-impl fmt::Display for FlagStr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const ORDER: [(u16, char); 8] = [
-            (TcpFlags::FIN, 'F'),
-            (TcpFlags::SYN, 'S'),
-            (TcpFlags::RST, 'R'),
-            (TcpFlags::PSH, 'P'),
-            (TcpFlags::ACK, '.'),
-            (TcpFlags::URG, 'U'),
-            (TcpFlags::ECE, 'E'),
-            (TcpFlags::CWR, 'W'),
-        ];
-        if self.0.0 & 0xff == 0 {
-            return f.write_str("none");
-        }
-        for (bit, c) in ORDER {
-            if self.0.has(bit) {
-                write!(f, "{c}")?;
-            }
-        }
-        Ok(())
-    }
+/// `"type": "summary"`.
+#[derive(Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum SummaryTag {
+    Summary,
 }
 
-impl Serialize for FlagStr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-#[derive(Serialize)]
+/// One state change in a packet record.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 struct TransitionRec {
+    /// Whose state changed.
+    #[schemars(schema_with = "side_schema")]
     side: Side,
+    /// Before.
+    #[schemars(schema_with = "state_schema")]
     from: TcpState,
+    /// After.
+    #[schemars(schema_with = "state_schema")]
     to: TcpState,
 }
 
+/// The packet's state changes, in order.
 struct Transitions<'a>(&'a [Option<Transition>; 4]);
 
 impl Serialize for Transitions<'_> {
@@ -102,181 +80,202 @@ impl Serialize for Transitions<'_> {
     }
 }
 
-#[derive(Serialize)]
+fn transitions_schema(g: &mut SchemaGenerator) -> Schema {
+    let item = g.subschema_for::<TransitionRec>();
+    json_schema!({
+        "type": "array",
+        "items": item,
+        "maxItems": 4,
+        "description": "state changes this packet causes or proves"
+    })
+}
+
+/// A duplicate ACK's place in its series.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 struct DupAck {
+    /// 1 for the first duplicate, 2 for the second, …
     number: u32,
+    /// The packet it duplicates.
     frame: u64,
 }
 
-#[derive(Serialize)]
-struct PacketRec<'a> {
-    r#type: &'static str,
+/// TSval and TSecr.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct TsOpt {
+    /// TSval.
+    tsval: u32,
+    /// TSecr.
+    tsecr: u32,
+}
+
+/// The TCP options tcplens reads (absent ones are left out).
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct OptionsRec<'a> {
+    /// Maximum segment size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mss: Option<u16>,
+    /// Window scale shift count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wscale: Option<u8>,
+    /// SACK permitted.
+    #[serde(skip_serializing_if = "is_false")]
+    sack_permitted: bool,
+    /// Timestamps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamps: Option<TsOpt>,
+    /// SACK blocks as [left, right] (at most 4).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    sack: &'a [(u32, u32)],
+    /// TCP Fast Open.
+    #[serde(skip_serializing_if = "is_false")]
+    fast_open: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl<'a> OptionsRec<'a> {
+    fn new(o: &'a OptionSummary) -> Self {
+        OptionsRec {
+            mss: o.mss,
+            wscale: o.wscale,
+            sack_permitted: o.sack_permitted,
+            timestamps: o.timestamps.map(|(tsval, tsecr)| TsOpt { tsval, tsecr }),
+            sack: o.sack.get(..usize::from(o.sack_count)).unwrap_or(&o.sack),
+            fast_open: o.fast_open,
+        }
+    }
+}
+
+fn direction_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "enum": ["client_to_server", "server_to_client"] })
+}
+
+/// A `packet` record.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct PacketRec<'a> {
+    r#type: PacketTag,
+    /// 1-based, as tcpdump `-#` counts (frames that passed the filter).
     number: u64,
+    /// Capture time.
     ts: Rfc3339,
+    /// Capture time, ns.
     ts_ns: NsString,
+    /// The connection id.
     connection: u64,
+    /// Who sent it.
+    #[schemars(schema_with = "direction_schema")]
     direction: &'static str,
+    /// Source `addr:port`.
     src: SocketAddr,
+    /// Destination `addr:port`.
     dst: SocketAddr,
+    /// TCP flags as tcpdump prints them.
     flags: FlagStr,
+    /// Raw sequence number.
     seq: u32,
+    /// Raw acknowledgment number (absent without ACK).
     #[serde(skip_serializing_if = "Option::is_none")]
     ack: Option<u32>,
+    /// seq relative to the sender's ISN (Wireshark's relative numbers).
     rel_seq: u32,
+    /// ack relative to the receiver's ISN (absent without ACK).
     #[serde(skip_serializing_if = "Option::is_none")]
     rel_ack: Option<u32>,
+    /// Payload bytes (from the IP lengths).
     payload_len: u32,
+    /// The window field.
     window: u16,
+    /// The window in bytes after scaling; null while the scale is unknown.
     scaled_window: Option<u64>,
+    /// IPv4 TTL or IPv6 hop limit.
+    ttl: u8,
+    /// TCP options.
+    options: OptionsRec<'a>,
+    /// The annotation kinds, the same words as the text output.
+    #[schemars(schema_with = "kind_list_schema")]
     annotations: &'a KindList,
+    /// State changes this packet causes or proves.
+    #[schemars(schema_with = "transitions_schema")]
     transitions: Transitions<'a>,
+    /// The client's state after the packet.
+    #[schemars(schema_with = "state_schema")]
     client_state: TcpState,
+    /// The server's state after the packet.
+    #[schemars(schema_with = "state_schema")]
     server_state: TcpState,
+    /// Duplicate ACK number and the packet it duplicates.
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate_ack: Option<DupAck>,
+    /// SYN / SYN-ACK retransmission: try number (2 for the first resend).
     #[serde(skip_serializing_if = "Option::is_none")]
     attempt: Option<u32>,
+    /// SYN / SYN-ACK retransmission: ns since the previous try.
     #[serde(skip_serializing_if = "Option::is_none")]
     since_previous_attempt_ns: Option<i64>,
+    /// SYN→SYN-ACK time on the SYN-ACK, SYN-ACK→ACK time on the final ACK (ns).
     #[serde(skip_serializing_if = "Option::is_none")]
     handshake_rtt_ns: Option<i64>,
+    /// A RST's acceptability to its receiver.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "rst_check_schema")]
     rst_check: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-struct Counts {
-    packets: u64,
-    bytes: u64,
-    retransmissions: u64,
-    dup_acks: u64,
-    zero_windows: u64,
+/// A `connection` record.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ConnLine<'a> {
+    r#type: ConnectionTag,
+    #[serde(flatten)]
+    conn: &'a ConnRecord<'a>,
 }
 
-impl From<SideCounts> for Counts {
-    fn from(c: SideCounts) -> Self {
-        Counts {
-            packets: c.packets,
-            bytes: c.bytes,
-            retransmissions: c.retransmissions,
-            dup_acks: c.dup_acks,
-            zero_windows: c.zero_windows,
-        }
-    }
+/// A `finding` record.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct FindingLine<'a> {
+    r#type: FindingTag,
+    #[serde(flatten)]
+    finding: FindingJson<'a>,
 }
 
-/// A connection object, as in `connection` records and the `--json` document.
-#[derive(Serialize)]
-pub struct ConnRecord<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    r#type: Option<&'static str>,
-    id: u64,
-    client: SocketAddr,
-    server: SocketAddr,
-    client_state: TcpState,
-    server_state: TcpState,
-    handshake: &'static str,
-    close: &'static str,
-    close_initiator: Option<&'static str>,
-    time_wait_on: Option<&'static str>,
-    syn_cookie: bool,
-    zeek_conn_state: &'static str,
-    zeek_history: &'a str,
-    first_ts: Rfc3339,
-    first_ts_ns: NsString,
-    last_ts: Rfc3339,
-    last_ts_ns: NsString,
-    duration_ns: i64,
-    syn_synack_ns: Option<i64>,
-    synack_ack_ns: Option<i64>,
-    syn_retransmissions: u32,
-    synack_retransmissions: u32,
-    client_sent: Counts,
-    server_sent: Counts,
-    midstream: bool,
-    port_reuse: bool,
-    end: &'static str,
+/// The `summary` record: the document's statistics and inputs.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SummaryLine<'a> {
+    r#type: SummaryTag,
+    #[serde(flatten)]
+    head: DocHead,
+    /// The inputs read.
+    inputs: &'a [InputRec],
+    #[serde(flatten)]
+    stats: StatsRec<'a>,
 }
 
-impl<'a> ConnRecord<'a> {
-    /// The object for `c`; `typed` adds `"type": "connection"`.
-    pub fn new(c: &'a ConnSummary, typed: bool) -> Self {
-        ConnRecord {
-            r#type: typed.then_some("connection"),
-            id: c.id,
-            client: c.client,
-            server: c.server,
-            client_state: c.client_state,
-            server_state: c.server_state,
-            handshake: c.handshake.as_str(),
-            close: c.close.as_str(),
-            close_initiator: c.close_initiator.map(|i| i.as_str()),
-            time_wait_on: c.time_wait_on,
-            syn_cookie: false,
-            zeek_conn_state: c.zeek_conn_state,
-            zeek_history: c.zeek_history.as_str(),
-            first_ts: Rfc3339(c.first_ts),
-            first_ts_ns: NsString(c.first_ts),
-            last_ts: Rfc3339(c.last_ts),
-            last_ts_ns: NsString(c.last_ts),
-            duration_ns: c.last_ts.0.saturating_sub(c.first_ts.0),
-            syn_synack_ns: c.syn_synack_ns,
-            synack_ack_ns: c.synack_ack_ns,
-            syn_retransmissions: c.syn_retransmissions,
-            synack_retransmissions: c.synack_retransmissions,
-            client_sent: c.client_counts.into(),
-            server_sent: c.server_counts.into(),
-            midstream: c.midstream,
-            port_reuse: c.port_reuse,
-            end: c.end.as_str(),
-        }
-    }
+/// Any `--ndjson` line (the shape of the schema; records are written one by one).
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(title = "tcplens --ndjson record")]
+pub enum NdjsonRecord<'a> {
+    /// `packet`.
+    Packet(PacketRec<'a>),
+    /// `connection`.
+    Connection(ConnLine<'a>),
+    /// `finding`.
+    Finding(FindingLine<'a>),
+    /// `summary`.
+    Summary(SummaryLine<'a>),
 }
 
-/// Annotation counts as a `{kind: count}` object (non-zero only).
-pub struct KindCounts<'a>(pub &'a AnalysisStats);
-
-impl Serialize for KindCounts<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for k in ALL_KINDS {
-            let n = self.0.kinds[k.index()];
-            if n > 0 {
-                m.serialize_entry(k.as_str(), &n)?;
-            }
-        }
-        m.end()
-    }
-}
-
-/// Analysis statistics as a JSON object.
-#[derive(Serialize)]
-pub struct StatsRec<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    r#type: Option<&'static str>,
-    packets: u64,
-    tcp_packets: u64,
-    connections: u64,
-    evicted: u64,
-    idle_expired: u64,
-    peak_live_connections: u64,
-    annotations: KindCounts<'a>,
-}
-
-impl<'a> StatsRec<'a> {
-    /// `packets` counts every frame read; `typed` adds `"type": "summary"`.
-    pub fn new(packets: u64, a: &'a AnalysisStats, typed: bool) -> Self {
-        StatsRec {
-            r#type: typed.then_some("summary"),
-            packets,
-            tcp_packets: a.packets,
-            connections: a.connections,
-            evicted: a.evicted,
-            idle_expired: a.idle_expired,
-            peak_live_connections: a.peak_live,
-            annotations: KindCounts(a),
-        }
-    }
+/// The JSON Schema of one `--ndjson` line.
+pub fn ndjson_schema() -> Schema {
+    schema_of::<NdjsonRecord<'static>>()
 }
 
 /// Streams ndjson records.
@@ -303,7 +302,7 @@ impl NdjsonWriter {
     /// One `packet` record.
     pub fn packet(&mut self, out: &mut dyn Write, seg: &Segment, p: &PacketInfo) -> io::Result<()> {
         let rec = PacketRec {
-            r#type: "packet",
+            r#type: PacketTag::Packet,
             number: seg.number,
             ts: Rfc3339(seg.ts),
             ts_ns: NsString(seg.ts),
@@ -322,6 +321,8 @@ impl NdjsonWriter {
             payload_len: seg.payload_len,
             window: seg.window,
             scaled_window: p.scaled_window,
+            ttl: seg.ttl,
+            options: OptionsRec::new(&seg.options),
             annotations: &p.kinds,
             transitions: Transitions(&p.transitions),
             client_state: p.states.0,
@@ -336,42 +337,42 @@ impl NdjsonWriter {
     }
 
     /// One `connection` record.
-    pub fn connection(&mut self, out: &mut dyn Write, c: &ConnSummary) -> io::Result<()> {
-        self.emit(out, &ConnRecord::new(c, true))
+    pub fn connection(&mut self, out: &mut dyn Write, c: &ConnRecord<'_>) -> io::Result<()> {
+        self.emit(
+            out,
+            &ConnLine {
+                r#type: ConnectionTag::Connection,
+                conn: c,
+            },
+        )
+    }
+
+    /// One `finding` record.
+    pub fn finding(&mut self, out: &mut dyn Write, f: &Finding) -> io::Result<()> {
+        self.emit(
+            out,
+            &FindingLine {
+                r#type: FindingTag::Finding,
+                finding: FindingJson(f),
+            },
+        )
     }
 
     /// The final `summary` record.
     pub fn summary(
         &mut self,
         out: &mut dyn Write,
-        packets: u64,
-        a: &AnalysisStats,
+        stats: StatsRec<'_>,
+        inputs: &[InputRec],
     ) -> io::Result<()> {
-        self.emit(out, &StatsRec::new(packets, a, true))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_and_flags_format() {
-        // 2023-11-14T22:13:20.000000001Z is 1700000000 s + 1 ns (date from `date -u -d @1700000000`).
-        let t = Timestamp(1_700_000_000_000_000_001);
-        assert_eq!(Rfc3339(t).to_string(), "2023-11-14T22:13:20.000000001Z");
-        assert_eq!(
-            serde_json::to_string(&NsString(t)).unwrap(),
-            "\"1700000000000000001\""
-        );
-        assert_eq!(
-            FlagStr(TcpFlags(TcpFlags::SYN | TcpFlags::ACK)).to_string(),
-            "S."
-        );
-        assert_eq!(
-            FlagStr(TcpFlags(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK)).to_string(),
-            "FP."
-        );
-        assert_eq!(FlagStr(TcpFlags(0)).to_string(), "none");
+        self.emit(
+            out,
+            &SummaryLine {
+                r#type: SummaryTag::Summary,
+                head: DocHead::default(),
+                inputs,
+                stats,
+            },
+        )
     }
 }

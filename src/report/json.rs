@@ -1,0 +1,1131 @@
+//! The JSON objects shared by `--json` and `--ndjson`, the streaming `--json` document writer and
+//! the JSON Schemas (draft 2020-12) of both forms.
+//!
+//! Contract names (/work/shared/CONTRACT.md) are kept exactly. The `--json` document is written
+//! as the run goes: its head and each connection as the connection ends, then `findings`, `stats`
+//! and `inputs` when the run ends, so memory stays bounded by live connections:
+//!
+//! ```text
+//! {"tool":"tcplens","version":"…","schema_version":1,"connections":[
+//! {…},
+//! {…}
+//! ],"findings":[…],"stats":{…},"inputs":[{…}]}
+//! ```
+//! Timestamps are RFC 3339 strings with nanoseconds plus the integer nanoseconds since the epoch
+//! as a string (JSON numbers lose precision past 2^53).
+
+use crate::analysis::{
+    ALL_KINDS, AnalysisStats, CloseKind, ConnSummary, EndReason, Handshake, Kind, PacketInfo,
+    RstCheck, Side, SideCounts, TcpState, state::ALL_STATES,
+};
+use crate::capture::file::CaptureInfo;
+use crate::capture::{CaptureError, Linktype, Timestamp};
+use crate::decode::TcpFlags;
+use crate::detect::{Finding, FindingKind};
+use crate::stats::{DECODE_KINDS, Stats, kind_name};
+use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings, json_schema};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+/// The tool's name, first field of the document and of the `summary` record.
+pub const TOOL: &str = "tcplens";
+/// The tool's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Version of the JSON layout: raised when a field is renamed or removed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+/// State changes kept per connection; a connection that changes state more often is marked
+/// `state_history_truncated` (only crafted captures get near it).
+const HISTORY_CAP: usize = 32;
+
+// ---------------------------------------------------------------------------------------------
+// Scalars
+
+/// A timestamp as RFC 3339 with nine fractional digits, UTC.
+#[derive(Clone, Copy, Debug)]
+pub struct Rfc3339(pub Timestamp);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match jiff::Timestamp::from_nanosecond(i128::from(self.0.0)) {
+            Ok(t) => write!(f, "{t:.9}"),
+            Err(_) => write!(f, "{}", self.0.0),
+        }
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for Rfc3339 {
+    fn schema_name() -> Cow<'static, str> {
+        "Rfc3339".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{9}Z$",
+            "description": "UTC time, RFC 3339 with nine fractional digits"
+        })
+    }
+}
+
+/// Integer nanoseconds since the epoch, as a JSON string.
+#[derive(Clone, Copy, Debug)]
+pub struct NsString(pub Timestamp);
+
+impl Serialize for NsString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.0)
+    }
+}
+
+impl JsonSchema for NsString {
+    fn schema_name() -> Cow<'static, str> {
+        "NsString".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^-?[0-9]{1,19}$",
+            "description": "nanoseconds since 1970-01-01T00:00:00Z, an integer written as a string"
+        })
+    }
+}
+
+/// TCP flags as tcpdump prints them (`S.`, `FP.`, `none`).
+#[derive(Clone, Copy, Debug)]
+pub struct FlagStr(pub TcpFlags);
+
+impl fmt::Display for FlagStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const ORDER: [(u16, char); 8] = [
+            (TcpFlags::FIN, 'F'),
+            (TcpFlags::SYN, 'S'),
+            (TcpFlags::RST, 'R'),
+            (TcpFlags::PSH, 'P'),
+            (TcpFlags::ACK, '.'),
+            (TcpFlags::URG, 'U'),
+            (TcpFlags::ECE, 'E'),
+            (TcpFlags::CWR, 'W'),
+        ];
+        if self.0.0 & 0xff == 0 {
+            return f.write_str("none");
+        }
+        for (bit, c) in ORDER {
+            if self.0.has(bit) {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for FlagStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for FlagStr {
+    fn schema_name() -> Cow<'static, str> {
+        "Flags".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^(none|F?S?R?P?\\.?U?E?W?)$",
+            "description": "TCP flags as tcpdump prints them: F S R P . (ACK) U E W, or none"
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas of the names the analysis defines (generated from its lists where it has them).
+
+fn names_schema(names: &[&str], description: &str) -> Schema {
+    json_schema!({ "type": "string", "enum": names, "description": description })
+}
+
+fn nullable_names_schema(names: &[&str], description: &str) -> Schema {
+    let mut all: Vec<serde_json::Value> = names.iter().map(|n| (*n).into()).collect();
+    all.push(serde_json::Value::Null);
+    json_schema!({ "enum": all, "description": description })
+}
+
+/// The RFC 9293 state names.
+pub(crate) fn state_schema(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = ALL_STATES.iter().map(|s| s.as_str()).collect();
+    names_schema(&names, "RFC 9293 state")
+}
+
+/// `client` or `server`.
+pub(crate) fn side_schema(_: &mut SchemaGenerator) -> Schema {
+    let names = [Side::Client.as_str(), Side::Server.as_str()];
+    names_schema(&names, "client or server")
+}
+
+/// An array of annotation kind names.
+pub(crate) fn kind_list_schema(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = ALL_KINDS.iter().map(|k| k.as_str()).collect();
+    json_schema!({
+        "type": "array",
+        "items": { "type": "string", "enum": names },
+        "uniqueItems": true,
+        "description": "annotation kinds, the same words as the text output"
+    })
+}
+
+/// An object with a count for every item of `names`.
+fn counts_schema(names: &[&str], description: &str) -> Schema {
+    let props: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| {
+            (
+                (*n).to_string(),
+                serde_json::json!({"type": "integer", "minimum": 0}),
+            )
+        })
+        .collect();
+    json_schema!({
+        "type": "object",
+        "properties": props,
+        "required": names,
+        "additionalProperties": false,
+        "description": description
+    })
+}
+
+fn annotation_counts_schema(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = ALL_KINDS.iter().map(|k| k.as_str()).collect();
+    counts_schema(
+        &names,
+        "packets carrying each annotation kind (every kind, zeros included)",
+    )
+}
+
+fn handshake_schema(_: &mut SchemaGenerator) -> Schema {
+    let all = [
+        Handshake::Complete,
+        Handshake::Refused,
+        Handshake::Unanswered,
+        Handshake::Incomplete,
+        Handshake::NotSeen,
+    ];
+    let names: Vec<&str> = all.iter().map(|h| h.as_str()).collect();
+    names_schema(&names, "how the handshake went")
+}
+
+fn close_schema(_: &mut SchemaGenerator) -> Schema {
+    let all = [
+        CloseKind::None,
+        CloseKind::FourWay,
+        CloseKind::ThreeWay,
+        CloseKind::Simultaneous,
+        CloseKind::HalfClose,
+        CloseKind::Reset,
+    ];
+    let names: Vec<&str> = all.iter().map(|c| c.as_str()).collect();
+    names_schema(&names, "how the connection closed")
+}
+
+fn initiator_schema(_: &mut SchemaGenerator) -> Schema {
+    nullable_names_schema(
+        &["client", "server", "simultaneous"],
+        "who sent the first FIN (simultaneous: both before either was acknowledged); null without a FIN",
+    )
+}
+
+fn time_wait_schema(_: &mut SchemaGenerator) -> Schema {
+    nullable_names_schema(
+        &["client", "server", "both"],
+        "which side ended in TIME_WAIT, null for neither",
+    )
+}
+
+fn end_schema(_: &mut SchemaGenerator) -> Schema {
+    let all = [
+        EndReason::Closed,
+        EndReason::Reset,
+        EndReason::Idle,
+        EndReason::Evicted,
+        EndReason::Replaced,
+        EndReason::EndOfCapture,
+    ];
+    let names: Vec<&str> = all.iter().map(|e| e.as_str()).collect();
+    names_schema(&names, "why the connection record was written")
+}
+
+pub(crate) fn rst_check_schema(_: &mut SchemaGenerator) -> Schema {
+    let all = [
+        RstCheck::Exact,
+        RstCheck::InWindow,
+        RstCheck::OutOfWindow,
+        RstCheck::RefusalValid,
+        RstCheck::RefusalInvalid,
+        RstCheck::Unknown,
+    ];
+    let mut names: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names_schema(
+        &names,
+        "how acceptable a RST is to its receiver (RFC 9293, RFC 5961)",
+    )
+}
+
+fn zeek_state_schema(_: &mut SchemaGenerator) -> Schema {
+    names_schema(
+        &[
+            "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR",
+            "OTH",
+        ],
+        "Zeek's conn_state",
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-connection notes gathered from the packets (the analysis summarises the rest).
+
+/// One state change of a connection.
+#[derive(Clone, Copy, Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StateChange {
+    /// The packet that causes or proves the change.
+    packet: u64,
+    /// Whose state changed.
+    #[schemars(schema_with = "side_schema")]
+    side: Side,
+    /// Before.
+    #[schemars(schema_with = "state_schema")]
+    from: TcpState,
+    /// After.
+    #[schemars(schema_with = "state_schema")]
+    to: TcpState,
+}
+
+/// What the JSON reports keep per live connection beyond [`ConnSummary`].
+#[derive(Clone, Debug, Default)]
+pub struct ConnNotes {
+    first_packet: u64,
+    last_packet: u64,
+    kinds: [u64; ALL_KINDS.len()],
+    syn_packet: Option<u64>,
+    synack_packet: Option<u64>,
+    handshake_ack_packet: Option<u64>,
+    client_fin_packet: Option<u64>,
+    server_fin_packet: Option<u64>,
+    rst_packet: Option<u64>,
+    rst_by: Option<Side>,
+    history: Vec<StateChange>,
+    history_truncated: bool,
+}
+
+impl ConnNotes {
+    fn packet(&mut self, p: &PacketInfo) {
+        if self.first_packet == 0 {
+            self.first_packet = p.number;
+        }
+        self.last_packet = p.number;
+        let from = p.from.unwrap_or(Side::Client);
+        for k in p.kinds.as_slice() {
+            self.kinds[k.index()] += 1;
+            let slot = match k {
+                Kind::HandshakeSyn => &mut self.syn_packet,
+                Kind::HandshakeSynack => &mut self.synack_packet,
+                Kind::HandshakeAck => &mut self.handshake_ack_packet,
+                Kind::Fin if from == Side::Client => &mut self.client_fin_packet,
+                Kind::Fin => &mut self.server_fin_packet,
+                Kind::Rst => {
+                    if self.rst_packet.is_none() {
+                        self.rst_by = Some(from);
+                    }
+                    &mut self.rst_packet
+                }
+                _ => continue,
+            };
+            slot.get_or_insert(p.number);
+        }
+        for t in p.transitions() {
+            if self.history.len() < HISTORY_CAP {
+                self.history.push(StateChange {
+                    packet: p.number,
+                    side: t.side,
+                    from: t.from,
+                    to: t.to,
+                });
+            } else {
+                self.history_truncated = true;
+            }
+        }
+    }
+}
+
+/// Notes of the live connections, by connection id; a connection's notes leave with it.
+#[derive(Debug, Default)]
+pub struct ConnTracker {
+    live: HashMap<u64, ConnNotes, foldhash::fast::RandomState>,
+}
+
+impl ConnTracker {
+    /// Adds one analysed packet to its connection's notes.
+    pub fn packet(&mut self, p: &PacketInfo) {
+        self.live.entry(p.conn).or_default().packet(p);
+    }
+
+    /// Removes and returns the notes of a connection that ended.
+    pub fn take(&mut self, id: u64) -> ConnNotes {
+        self.live.remove(&id).unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+/// One side's totals.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Counts {
+    /// Packets sent.
+    packets: u64,
+    /// Payload bytes sent (retransmissions included).
+    bytes: u64,
+    /// Packets in the retransmission family (retransmission, fast, spurious, out-of-order;
+    /// SYN and SYN-ACK retransmissions included).
+    retransmissions: u64,
+    /// Duplicate ACKs sent.
+    dup_acks: u64,
+    /// Zero-window advertisements sent.
+    zero_windows: u64,
+}
+
+impl From<SideCounts> for Counts {
+    fn from(c: SideCounts) -> Self {
+        Counts {
+            packets: c.packets,
+            bytes: c.bytes,
+            retransmissions: c.retransmissions,
+            dup_acks: c.dup_acks,
+            zero_windows: c.zero_windows,
+        }
+    }
+}
+
+/// A count for every annotation kind.
+struct AnnotationCounts<'a>(&'a [u64; ALL_KINDS.len()]);
+
+impl Serialize for AnnotationCounts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(ALL_KINDS.len()))?;
+        for (k, n) in ALL_KINDS.iter().zip(self.0) {
+            m.serialize_entry(k.as_str(), n)?;
+        }
+        m.end()
+    }
+}
+
+/// A connection object: the `connections` items of `--json` and the `connection` records of
+/// `--ndjson` (which add `"type": "connection"`).
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ConnRecord<'a> {
+    /// Connection id: first-seen order from 0, like Wireshark's `tcp.stream`.
+    id: u64,
+    /// The client, `addr:port` (IPv6 as `[addr]:port`): the side that sent the first SYN, or
+    /// the likelier one when none was seen.
+    client: SocketAddr,
+    /// The server, `addr:port`.
+    server: SocketAddr,
+    /// The client's final state.
+    #[schemars(schema_with = "state_schema")]
+    client_state: TcpState,
+    /// The server's final state.
+    #[schemars(schema_with = "state_schema")]
+    server_state: TcpState,
+    /// How the handshake went.
+    #[schemars(schema_with = "handshake_schema")]
+    handshake: &'static str,
+    /// Who started the FIN close.
+    #[schemars(schema_with = "initiator_schema")]
+    close_initiator: Option<&'static str>,
+    /// Who ended in TIME_WAIT.
+    #[schemars(schema_with = "time_wait_schema")]
+    time_wait_on: Option<&'static str>,
+    /// True when the server's SYN-ACK came from a SYN cookie (judged by the syn_cookies
+    /// detector).
+    syn_cookie: bool,
+    /// Zeek's conn_state.
+    #[schemars(schema_with = "zeek_state_schema")]
+    zeek_conn_state: &'static str,
+    /// Zeek's history letters.
+    zeek_history: &'a str,
+    /// How it closed.
+    #[schemars(schema_with = "close_schema")]
+    close: &'static str,
+    /// Why the record was written.
+    #[schemars(schema_with = "end_schema")]
+    end: &'static str,
+    /// First packet's time.
+    first_ts: Rfc3339,
+    /// First packet's time, ns.
+    first_ts_ns: NsString,
+    /// Last packet's time.
+    last_ts: Rfc3339,
+    /// Last packet's time, ns.
+    last_ts_ns: NsString,
+    /// last_ts − first_ts in ns.
+    duration_ns: i64,
+    /// Number of the connection's first packet.
+    first_packet: u64,
+    /// Number of the connection's last packet.
+    last_packet: u64,
+    /// The first SYN's packet number.
+    syn_packet: Option<u64>,
+    /// The first SYN-ACK's packet number.
+    synack_packet: Option<u64>,
+    /// The handshake's final ACK's packet number.
+    handshake_ack_packet: Option<u64>,
+    /// SYN→SYN-ACK time in ns.
+    syn_synack_ns: Option<i64>,
+    /// SYN-ACK→ACK time in ns.
+    synack_ack_ns: Option<i64>,
+    /// SYN retransmissions.
+    syn_retransmissions: u32,
+    /// SYN-ACK retransmissions.
+    synack_retransmissions: u32,
+    /// The client's first FIN's packet number.
+    client_fin_packet: Option<u64>,
+    /// The server's first FIN's packet number.
+    server_fin_packet: Option<u64>,
+    /// The first RST's packet number.
+    rst_packet: Option<u64>,
+    /// Who sent the first RST.
+    #[schemars(schema_with = "rst_by_schema")]
+    rst_by: Option<Side>,
+    /// Seen without its handshake.
+    midstream: bool,
+    /// Started on a 4-tuple an earlier connection of this capture used.
+    port_reuse: bool,
+    /// What the client sent.
+    client_sent: Counts,
+    /// What the server sent.
+    server_sent: Counts,
+    /// Packets of this connection carrying each annotation kind.
+    #[schemars(schema_with = "annotation_counts_schema")]
+    annotations: AnnotationCounts<'a>,
+    /// Both sides' state changes in packet order.
+    state_history: &'a [StateChange],
+    /// More state changes happened than are listed.
+    state_history_truncated: bool,
+}
+
+fn rst_by_schema(_: &mut SchemaGenerator) -> Schema {
+    nullable_names_schema(&["client", "server"], "who sent the first RST")
+}
+
+impl<'a> ConnRecord<'a> {
+    /// The object for `c`, with the notes gathered from its packets.
+    pub fn new(c: &'a ConnSummary, n: &'a ConnNotes) -> Self {
+        ConnRecord {
+            id: c.id,
+            client: c.client,
+            server: c.server,
+            client_state: c.client_state,
+            server_state: c.server_state,
+            handshake: c.handshake.as_str(),
+            close_initiator: c.close_initiator.map(|i| i.as_str()),
+            time_wait_on: c.time_wait_on,
+            syn_cookie: c.syn_cookie,
+            zeek_conn_state: c.zeek_conn_state,
+            zeek_history: c.zeek_history.as_str(),
+            close: c.close.as_str(),
+            end: c.end.as_str(),
+            first_ts: Rfc3339(c.first_ts),
+            first_ts_ns: NsString(c.first_ts),
+            last_ts: Rfc3339(c.last_ts),
+            last_ts_ns: NsString(c.last_ts),
+            duration_ns: c.last_ts.0.saturating_sub(c.first_ts.0),
+            first_packet: n.first_packet,
+            last_packet: n.last_packet,
+            syn_packet: n.syn_packet,
+            synack_packet: n.synack_packet,
+            handshake_ack_packet: n.handshake_ack_packet,
+            syn_synack_ns: c.syn_synack_ns,
+            synack_ack_ns: c.synack_ack_ns,
+            syn_retransmissions: c.syn_retransmissions,
+            synack_retransmissions: c.synack_retransmissions,
+            client_fin_packet: n.client_fin_packet,
+            server_fin_packet: n.server_fin_packet,
+            rst_packet: n.rst_packet,
+            rst_by: n.rst_by,
+            midstream: c.midstream,
+            port_reuse: c.port_reuse,
+            client_sent: c.client_counts.into(),
+            server_sent: c.server_counts.into(),
+            annotations: AnnotationCounts(&n.kinds),
+            state_history: &n.history,
+            state_history_truncated: n.history_truncated,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings
+
+/// A detector's finding as JSON: [`Finding`]'s own serialisation, described for the schema.
+/// (A field added to `Finding` makes the output fail the strict schema until it is described
+/// here.)
+pub struct FindingJson<'a>(pub &'a Finding);
+
+impl Serialize for FindingJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl JsonSchema for FindingJson<'_> {
+    fn schema_name() -> Cow<'static, str> {
+        "Finding".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let kinds = [
+            FindingKind::SynFlood,
+            FindingKind::TimeWaitBuildup,
+            FindingKind::SynCookies,
+        ]
+        .map(|k| k.as_str());
+        let time = g.subschema_for::<Rfc3339>();
+        let ns = g.subschema_for::<NsString>();
+        json_schema!({
+            "description": "What a detector found (docs/detectors.md).",
+            "type": "object",
+            "properties": {
+                "kind": { "type": "string", "enum": kinds, "description": "which detector" },
+                "subject": {
+                    "type": "string",
+                    "description": "addr:port (syn_flood, syn_cookies) or addr (time_wait_buildup), IPv6 as [addr]:port"
+                },
+                "first_time": time, "first_time_ns": ns,
+                "last_time": time, "last_time_ns": ns,
+                "confidence": { "type": "number", "minimum": 0, "maximum": 1 },
+                "evidence": {
+                    "type": "array",
+                    "items": { "type": "string" },
+                    "description": "the signals behind it, one short sentence each"
+                },
+                "figures": {
+                    "type": "object",
+                    "description": "the numbers measured; their names depend on the kind (docs/detectors.md)"
+                }
+            },
+            "required": ["kind", "subject", "first_time", "first_time_ns", "last_time",
+                         "last_time_ns", "confidence", "evidence", "figures"],
+            "additionalProperties": false
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+/// Frame counts for a set of decode kinds.
+struct DecodeCounts<'a> {
+    stats: &'a Stats,
+    problems: bool,
+}
+
+impl Serialize for DecodeCounts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, problem) in DECODE_KINDS {
+            if problem == self.problems {
+                m.serialize_entry(kind_name(k), &self.stats.count_of(k))?;
+            }
+        }
+        m.end()
+    }
+}
+
+fn decode_names(problems: bool) -> Vec<&'static str> {
+    DECODE_KINDS
+        .iter()
+        .filter(|(_, p)| *p == problems)
+        .map(|(k, _)| kind_name(*k))
+        .collect()
+}
+
+fn packets_by_kind_schema(_: &mut SchemaGenerator) -> Schema {
+    counts_schema(
+        &decode_names(false),
+        "frames by what they are (decoded without problems)",
+    )
+}
+
+fn decode_problems_schema(_: &mut SchemaGenerator) -> Schema {
+    counts_schema(
+        &decode_names(true),
+        "frames that could not be decoded fully, by problem",
+    )
+}
+
+/// Run-wide statistics: the document's `stats`, and the `summary` record's fields.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StatsRec<'a> {
+    /// Frames that passed the filter.
+    packets: u64,
+    /// Frames by what they are.
+    #[schemars(schema_with = "packets_by_kind_schema")]
+    packets_by_kind: DecodeCounts<'a>,
+    /// Frames that could not be decoded fully, by problem.
+    #[schemars(schema_with = "decode_problems_schema")]
+    decode_problems: DecodeCounts<'a>,
+    /// TCP packets analysed.
+    tcp_packets: u64,
+    /// Connections seen.
+    connections: u64,
+    /// Connections evicted by the connection limit.
+    evicted: u64,
+    /// Connections ended by the idle timeout.
+    idle_expired: u64,
+    /// Most connections held at once.
+    peak_live_connections: u64,
+    /// Packets carrying each annotation kind.
+    #[schemars(schema_with = "annotation_counts_schema")]
+    annotations: AnnotationCounts<'a>,
+}
+
+impl<'a> StatsRec<'a> {
+    /// From the decode counts and the analysis counts.
+    pub fn new(decode: &'a Stats, a: &'a AnalysisStats) -> Self {
+        StatsRec {
+            packets: decode.packets,
+            packets_by_kind: DecodeCounts {
+                stats: decode,
+                problems: false,
+            },
+            decode_problems: DecodeCounts {
+                stats: decode,
+                problems: true,
+            },
+            tcp_packets: a.packets,
+            connections: a.connections,
+            evicted: a.evicted,
+            idle_expired: a.idle_expired,
+            peak_live_connections: a.peak_live,
+            annotations: AnnotationCounts(&a.kinds),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+/// What kind of error ended reading early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The input is damaged, cut short or no capture at all (exit status 2).
+    Damaged,
+    /// The input could not be opened or read (exit status 1).
+    Io,
+    /// A capture variant tcplens cannot read (exit status 1).
+    UnsupportedFormat,
+    /// The filter failed (exit status 1).
+    Filter,
+}
+
+/// Why an input was not read completely.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct InputError {
+    /// What kind of error.
+    kind: ErrorKind,
+    /// The whole message, as printed on standard error.
+    message: String,
+    /// The input's name.
+    file: String,
+    /// The 1-based number the frame at the damage would have had (damage only).
+    packet: Option<u64>,
+    /// Byte offset of the damaged record's header from the start of the input (damage only).
+    offset: Option<u64>,
+    /// What is wrong, without the position.
+    detail: String,
+}
+
+impl InputError {
+    /// From a capture error.
+    pub fn capture(e: &CaptureError) -> Self {
+        let (kind, file, packet, offset, detail) = match e {
+            CaptureError::Damaged {
+                path,
+                packet,
+                offset,
+                detail,
+            } => (
+                ErrorKind::Damaged,
+                path,
+                Some(*packet),
+                Some(*offset),
+                detail.clone(),
+            ),
+            CaptureError::Io { path, source } => {
+                (ErrorKind::Io, path, None, None, source.to_string())
+            }
+            CaptureError::NotACapture { path, detail } => (
+                ErrorKind::UnsupportedFormat,
+                path,
+                None,
+                None,
+                detail.clone(),
+            ),
+        };
+        InputError {
+            kind,
+            message: e.to_string(),
+            file: file.clone(),
+            packet,
+            offset,
+            detail,
+        }
+    }
+
+    /// A filter that failed while the input was read.
+    pub fn filter(file: &str, e: &anyhow::Error) -> Self {
+        InputError {
+            kind: ErrorKind::Filter,
+            message: format!("{e:#}"),
+            file: file.to_string(),
+            packet: None,
+            offset: None,
+            detail: format!("{e:#}"),
+        }
+    }
+}
+
+/// A link type.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct LinktypeRec {
+    /// The LINKTYPE_ value.
+    id: u16,
+    /// tcpdump's DLT name, when tcplens knows it.
+    name: Option<&'static str>,
+}
+
+/// Where the frames came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A capture file.
+    File,
+    /// A capture on standard input.
+    Stdin,
+    /// A live interface.
+    Live,
+}
+
+/// What the pipeline counted of an input while reading it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InputCounts {
+    /// Frames read from the input.
+    pub read: u64,
+    /// Captured bytes read.
+    pub bytes: u64,
+    /// Frames that passed the filter.
+    pub matched: u64,
+    /// First frame's time.
+    pub first: Option<Timestamp>,
+    /// Last frame's time.
+    pub last: Option<Timestamp>,
+    /// Reading stopped at the `-c` count.
+    pub stopped_by_count: bool,
+}
+
+/// One input: the items of `inputs`.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct InputRec {
+    /// The file name (`-` for standard input) or the interface.
+    file: String,
+    /// Where the frames came from.
+    source: SourceKind,
+    /// `pcap` or `pcapng`; null for live capture or an unreadable header.
+    #[schemars(schema_with = "format_schema")]
+    format: Option<&'static str>,
+    /// Link types declared by the input, in the order first declared.
+    link_types: Vec<LinktypeRec>,
+    /// Largest snapshot length declared (0: no limit); null when none was declared.
+    snaplen: Option<u32>,
+    /// Frames read.
+    packets_read: u64,
+    /// Captured bytes read.
+    bytes_read: u64,
+    /// Frames that passed the filter.
+    packets_matched: u64,
+    /// First frame's time.
+    first_ts: Option<Rfc3339>,
+    /// First frame's time, ns.
+    first_ts_ns: Option<NsString>,
+    /// Last frame's time.
+    last_ts: Option<Rfc3339>,
+    /// Last frame's time, ns.
+    last_ts_ns: Option<NsString>,
+    /// last_ts − first_ts in ns.
+    duration_ns: Option<i64>,
+    /// The input was read to its end without error.
+    complete: bool,
+    /// Reading stopped at the `-c` count (the rest was not read, but nothing was wrong).
+    stopped_by_count: bool,
+    /// Why reading stopped early; null when it did not.
+    error: Option<InputError>,
+}
+
+fn format_schema(_: &mut SchemaGenerator) -> Schema {
+    nullable_names_schema(&["pcap", "pcapng"], "the capture file format")
+}
+
+impl InputRec {
+    /// Describes an input; `capture` is what the file reader found (None for live capture or
+    /// an unreadable header), `live_linktype` the live interface's link type (None for files), `n` what the pipeline counted, `error` why reading stopped early.
+    pub fn new(
+        name: &str,
+        capture: Option<&CaptureInfo>,
+        live_linktype: Option<Linktype>,
+        n: InputCounts,
+        error: Option<InputError>,
+    ) -> Self {
+        let source = match (live_linktype, name) {
+            (Some(_), _) => SourceKind::Live,
+            (None, "-") => SourceKind::Stdin,
+            (None, _) => SourceKind::File,
+        };
+        let linktypes: Vec<Linktype> = match (capture, live_linktype) {
+            (Some(c), _) => c.linktypes.clone(),
+            (None, Some(l)) => vec![l],
+            (None, None) => Vec::new(),
+        };
+        InputRec {
+            file: name.to_string(),
+            source,
+            format: capture.map(|c| c.format.name()),
+            link_types: linktypes
+                .into_iter()
+                .map(|l| LinktypeRec {
+                    id: l.0,
+                    name: l.name(),
+                })
+                .collect(),
+            snaplen: capture.and_then(|c| c.snaplen),
+            packets_read: n.read,
+            bytes_read: n.bytes,
+            packets_matched: n.matched,
+            first_ts: n.first.map(Rfc3339),
+            first_ts_ns: n.first.map(NsString),
+            last_ts: n.last.map(Rfc3339),
+            last_ts_ns: n.last.map(NsString),
+            duration_ns: n.first.zip(n.last).map(|(a, b)| b.0.saturating_sub(a.0)),
+            complete: error.is_none() && !n.stopped_by_count,
+            stopped_by_count: n.stopped_by_count,
+            error,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document
+
+/// The fields before `connections`.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DocHead {
+    /// Always `tcplens`.
+    #[schemars(schema_with = "tool_schema")]
+    tool: &'static str,
+    /// tcplens's version.
+    version: &'static str,
+    /// The layout's version (this schema's).
+    #[schemars(schema_with = "schema_version_schema")]
+    schema_version: u32,
+}
+
+fn tool_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "const": TOOL })
+}
+
+fn schema_version_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "const": SCHEMA_VERSION })
+}
+
+impl Default for DocHead {
+    /// tcplens's name and version, this layout's version.
+    fn default() -> Self {
+        DocHead {
+            tool: TOOL,
+            version: VERSION,
+            schema_version: SCHEMA_VERSION,
+        }
+    }
+}
+
+/// The fields after `connections`.
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DocTail<'a> {
+    /// What the detectors found, in the order they fired.
+    findings: Vec<FindingJson<'a>>,
+    /// Run-wide statistics.
+    stats: StatsRec<'a>,
+    /// The inputs read (one per run today).
+    inputs: &'a [InputRec],
+}
+
+/// The shape of the `--json` document (the writer streams it: see [`DocWriter`]).
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(title = "tcplens --json document")]
+pub struct JsonDocument<'a> {
+    #[serde(flatten)]
+    head: DocHead,
+    /// Every connection, in the order they ended.
+    connections: Vec<ConnRecord<'a>>,
+    #[serde(flatten)]
+    tail: DocTail<'a>,
+}
+
+/// Streams the `--json` document: head, connections as they end, tail at the end.
+#[derive(Debug, Default)]
+pub struct DocWriter {
+    buf: Vec<u8>,
+    started: bool,
+    connections: u64,
+}
+
+impl DocWriter {
+    /// A writer that has written nothing yet.
+    pub fn new() -> Self {
+        DocWriter {
+            buf: Vec::with_capacity(4096),
+            started: false,
+            connections: 0,
+        }
+    }
+
+    fn head(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &DocHead::default())?;
+        // `{…}` becomes `{…,"connections":[`.
+        self.buf.pop();
+        self.buf.extend_from_slice(b",\"connections\":[");
+        out.write_all(&self.buf)
+    }
+
+    /// Writes one connection.
+    pub fn connection(&mut self, out: &mut dyn Write, c: &ConnRecord<'_>) -> io::Result<()> {
+        self.head(out)?;
+        self.buf.clear();
+        if self.connections > 0 {
+            self.buf.push(b',');
+        }
+        self.buf.push(b'\n');
+        serde_json::to_writer(&mut self.buf, c)?;
+        self.connections += 1;
+        out.write_all(&self.buf)
+    }
+
+    /// Ends the document.
+    pub fn finish(
+        &mut self,
+        out: &mut dyn Write,
+        findings: &[Finding],
+        stats: StatsRec<'_>,
+        inputs: &[InputRec],
+    ) -> io::Result<()> {
+        self.head(out)?;
+        let tail = DocTail {
+            findings: findings.iter().map(FindingJson).collect(),
+            stats,
+            inputs,
+        };
+        self.buf.clear();
+        self.buf.extend_from_slice(b"\n],");
+        serde_json::to_writer(&mut self.buf, &tail)?;
+        // `],{"findings":…}` becomes `],"findings":…}`.
+        self.buf.remove(3);
+        self.buf.push(b'\n');
+        out.write_all(&self.buf)
+    }
+}
+
+fn generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+}
+
+/// The JSON Schema of the `--json` document.
+pub fn document_schema() -> Schema {
+    let mut s = generator().into_root_schema_for::<JsonDocument<'static>>();
+    s.insert(
+        "description".into(),
+        format!("tcplens --json document, schema_version {SCHEMA_VERSION}").into(),
+    );
+    s
+}
+
+/// Builds a JSON Schema with the same settings as [`document_schema`].
+pub(crate) fn schema_of<T: JsonSchema>() -> Schema {
+    generator().into_root_schema_for::<T>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_flags_format() {
+        // 2023-11-14T22:13:20.000000001Z is 1700000000 s + 1 ns (date from `date -u -d @1700000000`).
+        let t = Timestamp(1_700_000_000_000_000_001);
+        assert_eq!(Rfc3339(t).to_string(), "2023-11-14T22:13:20.000000001Z");
+        assert_eq!(
+            serde_json::to_string(&NsString(t)).unwrap(),
+            "\"1700000000000000001\""
+        );
+        assert_eq!(
+            FlagStr(TcpFlags(TcpFlags::SYN | TcpFlags::ACK)).to_string(),
+            "S."
+        );
+        assert_eq!(
+            FlagStr(TcpFlags(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK)).to_string(),
+            "FP."
+        );
+        assert_eq!(FlagStr(TcpFlags(0)).to_string(), "none");
+    }
+
+    #[test]
+    fn empty_document_is_one_valid_object() {
+        let mut out = Vec::new();
+        let stats = Stats::default();
+        let a = AnalysisStats::default();
+        let mut w = DocWriter::new();
+        w.finish(&mut out, &[], StatsRec::new(&stats, &a), &[])
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["tool"], "tcplens");
+        assert_eq!(v["connections"], serde_json::json!([]));
+        assert_eq!(v["findings"], serde_json::json!([]));
+        assert_eq!(v["inputs"], serde_json::json!([]));
+    }
+}
