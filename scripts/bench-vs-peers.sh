@@ -16,7 +16,8 @@
 #   --no-install do not apt-get install missing peers (they are then skipped)
 #   --no-build   use target/release/tcplens as it is
 #
-# Each run is timed on its own (wall clock from date +%s%N, peak RSS from GNU time's %M).
+# Each run is timed on its own: wall clock from date +%s%N; CPU (user + sys, 10 ms steps) and
+# peak RSS from GNU time. On a shared machine the CPU column is the steadier one.
 # Outputs go to a file in the data dir, which is removed after each run. The workload is read
 # once beforehand so every command finds it in the page cache.
 set -euo pipefail
@@ -156,6 +157,7 @@ for p in "${active[@]-}"; do
     esac
 done
 
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in $list; do
     f=$(workload "$n")
     outf=$data/bench-out.$$
@@ -164,16 +166,18 @@ for n in $list; do
     packets=$("$bin" read "$f" --summary 2>&1 >/dev/null | sed -n 's/^\([0-9][0-9]*\) packets read$/\1/p' | head -1)
     cat "$f" >/dev/null
     names=(cat "${modes[@]}" "${active[@]-}")
-    declare -A times=() rss=()
+    declare -A times=() rss=() cpu=()
     for ((r = 1; r <= runs; r++)); do
         for name in "${names[@]}"; do
             [ -n "$name" ] || continue
             c=$(cmd_of "$name" "$f")
             t0=$(date +%s%N)
-            /usr/bin/time -f %M -o "$data/rss.$$" bash -c "$c" || echo "bench-vs-peers: $name failed" >&2
+            /usr/bin/time -f '%M %U %S' -o "$data/rss.$$" bash -c "$c" || echo "bench-vs-peers: $name failed" >&2
             t1=$(date +%s%N)
             times[$name]+="$(( (t1 - t0) / 1000 )) "
-            rss[$name]+="$(tail -1 "$data/rss.$$") "
+            read -r kb user sys < <(tail -1 "$data/rss.$$")
+            rss[$name]+="$kb "
+            cpu[$name]+="$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}') "
             rm -f "$outf"
             printf '.' >&2
         done
@@ -181,24 +185,31 @@ for n in $list; do
     rm -f "$data/rss.$$"
     echo >&2
     echo
-    echo "workload: gen_pcap.py --flows $n --seed 1: ${packets:-?} packets, $((bytes / 1000000)) MB; $runs runs each, interleaved"
+    echo "workload: gen_pcap.py --flows $n --seed 1: ${packets:-?} packets, $((bytes / 1000000)) MB; $runs runs each, interleaved; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| command | wall median (s) | packets/s | MB/s | peak RSS (MB) | vs tcpdump |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-    td=
-    [ -n "${times[tcpdump]-}" ] && td=$(tr ' ' '\n' <<<"${times[tcpdump]}" | grep . | median)
+    echo "| command | wall median (s) | CPU median (s) | packets/s | MB/s | peak RSS (MB) | vs tcpdump (wall) | vs tcpdump (CPU) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    td= tdc=
+    if [ -n "${times[tcpdump]-}" ]; then
+        td=$(tr ' ' '\n' <<<"${times[tcpdump]}" | grep . | median)
+        tdc=$(tr ' ' '\n' <<<"${cpu[tcpdump]}" | grep . | median)
+    fi
     for name in "${names[@]}"; do
         [ -n "$name" ] || continue
         med=$(tr ' ' '\n' <<<"${times[$name]}" | grep . | median)
         peak=$(tr ' ' '\n' <<<"${rss[$name]}" | grep . | sort -n | tail -1)
-        awk -v l="$(label_of "$name")" -v us="$med" -v kb="$peak" -v p="${packets:-0}" \
-            -v b="$bytes" -v td="$td" -v self="$name" 'BEGIN {
+        cmed=$(tr ' ' '\n' <<<"${cpu[$name]}" | grep . | median)
+        awk -v l="$(label_of "$name")" -v us="$med" -v kb="$peak" -v p="${packets:-0}" -v cpu="$cmed" \
+            -v b="$bytes" -v td="$td" -v tdc="$tdc" -v self="$name" 'BEGIN {
             s = us / 1e6
             pps = (p > 0) ? sprintf("%.2fM", p / s / 1e6) : "?"
             ratio = (td != "" && self != "tcpdump" && self != "cat") ? sprintf("%.1fx faster", td / us) : ""
             if (ratio != "" && td / us < 1) ratio = sprintf("%.1fx slower", us / td)
-            printf "| %s | %.3f | %s | %.0f | %.1f | %s |\n", l, s, pps, b / s / 1e6, kb / 1024, ratio
+            cr = ""
+            if (tdc != "" && self != "tcpdump" && self != "cat" && cpu > 0)
+                cr = (tdc >= cpu) ? sprintf("%.1fx less", tdc / cpu) : sprintf("%.1fx more", cpu / tdc)
+            printf "| %s | %.3f | %.2f | %s | %.0f | %.1f | %s | %s |\n", l, s, cpu, pps, b / s / 1e6, kb / 1024, ratio, cr
         }'
     done
-    unset times rss
+    unset times rss cpu
 done
