@@ -13,6 +13,8 @@
 //!   so no output I/O is timed.
 //!
 //! Run: `cargo bench --bench stages`. The time of a stage is its line minus the line above.
+//! Wall time and, on Linux, the thread's CPU time (`/proc/thread-self/schedstat`) are shown:
+//! on a shared machine the CPU time is the steadier one.
 
 mod support;
 
@@ -124,6 +126,12 @@ fn read_decode_format(path: &Path) -> (u64, u64) {
     (r.0, r.1.wrapping_add(black_box(total + sink.len() as u64)))
 }
 
+/// Nanoseconds this thread has run on a CPU, where Linux tells it.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
 fn main() {
     let path = support::workload();
     let runs = support::runs();
@@ -138,22 +146,30 @@ fn main() {
     ];
     println!("{}: {runs} runs per stage, medians", path.display());
     let mut times = vec![Vec::with_capacity(runs); stages.len()];
+    let mut cpu = vec![Vec::with_capacity(runs); stages.len()];
     let mut frames = 0;
     // Interleaved, so a slow moment of a shared machine does not land on one stage.
     for _ in 0..runs {
         for (i, (_, f)) in stages.iter().enumerate() {
-            let start = Instant::now();
+            let (start, cpu0) = (Instant::now(), cpu_ns());
             frames = f(&path).0;
             times[i].push(start.elapsed().as_secs_f64());
+            if let (Some(a), Some(b)) = (cpu0, cpu_ns()) {
+                cpu[i].push(b.saturating_sub(a) as f64 / 1e9);
+            }
         }
     }
-    for ((name, _), t) in stages.iter().zip(&mut times) {
+    for (((name, _), t), c) in stages.iter().zip(&mut times).zip(&mut cpu) {
         let (median, min, max) = support::spread(t);
+        // Rates from the CPU time when there is one, else from the wall time.
+        let cpu_median = (!c.is_empty()).then(|| support::spread(c).0);
+        let base = cpu_median.unwrap_or(median);
         println!(
-            "  {name:<22} {median:6.3} s (min {min:.3}, max {max:.3})  {:6.1} ns/frame  {:5.2} Mpkt/s  {:5.0} MB/s",
-            median * 1e9 / frames.max(1) as f64,
-            frames as f64 / median / 1e6,
-            bytes / median / 1e6
+            "  {name:<22} wall {median:6.3} s (min {min:.3}, max {max:.3})  cpu {}  {:6.1} ns/frame  {:5.2} Mpkt/s  {:5.0} MB/s",
+            cpu_median.map_or("-".to_string(), |c| format!("{c:6.3} s")),
+            base * 1e9 / frames.max(1) as f64,
+            frames as f64 / base / 1e6,
+            bytes / base / 1e6
         );
     }
 }
