@@ -329,7 +329,23 @@ impl FileSource {
                 return Ok(());
             };
             if !parse {
-                self.reader.consume(len);
+                self.reader.consume_noshift(len);
+                continue;
+            }
+            // A classic pcap record after the file header (which declared the interface): the
+            // framing check has read its header and made sure it is whole, so it is delivered
+            // from the buffer directly rather than through pcap-parser's block enum.
+            if let (Layout::Pcap(h), Some(&iface)) = (self.layout, self.ifaces.first()) {
+                let rec = self.reader.data().get(..len).unwrap_or_default();
+                let word = |at| read_u32(rec, at, h.big_endian).unwrap_or(0);
+                let (ts_sec, ts_frac, origlen) = (word(0), word(4), word(12));
+                let data = rec.get(h.record_header..).unwrap_or_default();
+                let (ts, data) = legacy_frame(iface, ts_sec, ts_frac, data);
+                let flow = deliver(&mut self.info, 0, iface, ts, origlen, data, &mut f);
+                self.reader.consume_noshift(len);
+                if flow.is_break() {
+                    return Ok(());
+                }
                 continue;
             }
             let flow = match self.reader.next() {
@@ -349,7 +365,10 @@ impl FileSource {
             };
             match flow {
                 Ok(flow) => {
-                    self.reader.consume(len);
+                    // Not `consume`: it moves the unread rest of the buffer to the front each
+                    // time half the buffer is read, copying the input a second time; `refill`
+                    // moves only the partial block left when more input is needed.
+                    self.reader.consume_noshift(len);
                     if flow.is_break() {
                         return Ok(());
                     }
@@ -575,10 +594,7 @@ where
         }
         PcapBlockOwned::Legacy(b) => {
             let i = *ifaces.first().ok_or("record before the file header")?;
-            let frac = u64::from(b.ts_usec) * (1_000_000_000 / i.units_per_sec);
-            let ts = Timestamp(i64::from(b.ts_sec) * 1_000_000_000 + frac as i64);
-            // libpcap delivers at most the snapshot length of an over-long record.
-            let data = b.data.get(..i.max_caplen as usize).unwrap_or(b.data);
+            let (ts, data) = legacy_frame(i, b.ts_sec, b.ts_usec, b.data);
             (0, i, ts, b.origlen, data)
         }
         PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
@@ -650,6 +666,30 @@ where
         }
         PcapBlockOwned::NG(_) => return Ok(ControlFlow::Continue(())),
     };
+    Ok(deliver(info, iface_id, iface, ts, origlen, data, f))
+}
+
+/// A classic pcap record's timestamp, and its data cut to the snapshot length.
+fn legacy_frame(i: Iface, ts_sec: u32, ts_frac: u32, data: &[u8]) -> (Timestamp, &[u8]) {
+    let frac = u64::from(ts_frac) * (1_000_000_000 / i.units_per_sec);
+    let ts = Timestamp(i64::from(ts_sec) * 1_000_000_000 + frac as i64);
+    // libpcap delivers at most the snapshot length of an over-long record.
+    (ts, data.get(..i.max_caplen as usize).unwrap_or(data))
+}
+
+/// Counts a frame and hands it to `f`.
+fn deliver<F>(
+    info: &mut CaptureInfo,
+    iface_id: u32,
+    iface: Iface,
+    ts: Timestamp,
+    origlen: u32,
+    data: &[u8],
+    f: &mut F,
+) -> ControlFlow<()>
+where
+    F: FnMut(&Frame<'_>) -> ControlFlow<()>,
+{
     info.packets += 1;
     info.bytes += data.len() as u64;
     if info.first_ts.is_none() {
@@ -664,7 +704,7 @@ where
         origlen,
         data,
     };
-    Ok(f(&frame))
+    f(&frame)
 }
 
 /// Adds an interface to the section's table and to the run's counters.

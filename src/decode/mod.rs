@@ -272,6 +272,9 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
 
 /// Reads a TCP header from `tcp` (captured bytes from the TCP header on, possibly more than
 /// the segment when the frame is padded) with `len` the segment length by the IP header.
+// Inlined: built in place in the caller's `Decoded`, the segment is not read back from a
+// just-written stack copy (a stalled store-to-load forward that cost more than the parse).
+#[inline(always)]
 fn tcp_segment(frame: &Frame<'_>, info: &IpInfo, tcp: &[u8], len: u32) -> (Kind, Option<Segment>) {
     let Some(h) = tcp.get(..20) else {
         return (Kind::TcpTruncated, None);

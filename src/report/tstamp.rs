@@ -66,11 +66,25 @@ pub struct Clock {
     nano: bool,
     tv_ref: Tv,
     tz: Option<OffsetCache>,
+    /// The local second whose text `sec_text` holds: packets come many to a second, so the
+    /// clock and date formats reuse it.
+    sec_cached: Option<i64>,
+    sec_text: Vec<u8>,
+}
+
+/// Two digits of `v` (0..100) at `at`.
+fn two(text: &mut [u8; 8], at: usize, v: i64) {
+    text[at] = b'0' + (v / 10) as u8;
+    text[at + 1] = b'0' + (v % 10) as u8;
 }
 
 fn hms(out: &mut Vec<u8>, sec: i64) {
     let s = sec.rem_euclid(86_400);
-    let _ = write!(out, "{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+    let mut text = *b"00:00:00";
+    two(&mut text, 0, s / 3600);
+    two(&mut text, 3, s / 60 % 60);
+    two(&mut text, 6, s % 60);
+    out.extend_from_slice(&text);
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -96,6 +110,8 @@ impl Clock {
             nano,
             tv_ref: Tv::default(),
             tz,
+            sec_cached: None,
+            sec_text: Vec::with_capacity(32),
         }
     }
 
@@ -110,11 +126,23 @@ impl Clock {
     }
 
     fn frac(&self, out: &mut Vec<u8>, frac: i64) {
-        let _ = if self.nano {
-            write!(out, ".{frac:09}")
-        } else {
-            write!(out, ".{frac:06}")
-        };
+        let digits = if self.nano { 9 } else { 6 };
+        if !(0..10i64.pow(digits as u32)).contains(&frac) {
+            // Not reached (fractions are below one second); kept exact all the same.
+            let _ = write!(out, ".{frac:0digits$}");
+            return;
+        }
+        // `.{frac:06}` / `.{frac:09}` by hand, in place: this runs for every printed packet.
+        out.extend_from_slice(&[b'.'; 10]);
+        let at = out.len() - 10;
+        let mut v = frac;
+        if let Some(text) = out.get_mut(at + 1..=at + digits) {
+            for d in text.iter_mut().rev() {
+                *d = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        }
+        out.truncate(at + 1 + digits);
     }
 
     /// tcpdump refuses times with bit 31 of the seconds set.
@@ -128,11 +156,17 @@ impl Clock {
             return;
         }
         let local = tv.sec + self.tz.as_mut().map_or(0, |c| c.offset(tv.sec));
-        if date {
-            let (y, m, d) = civil(local.div_euclid(86_400));
-            let _ = write!(out, "{y:04}-{m:02}-{d:02} ");
+        // A Clock prints one format, so the cached text is of this format.
+        if self.sec_cached != Some(local) {
+            self.sec_text.clear();
+            if date {
+                let (y, m, d) = civil(local.div_euclid(86_400));
+                let _ = write!(self.sec_text, "{y:04}-{m:02}-{d:02} ");
+            }
+            hms(&mut self.sec_text, local);
+            self.sec_cached = Some(local);
         }
-        hms(out, local);
+        out.extend_from_slice(&self.sec_text);
         self.frac(out, tv.frac);
     }
 
@@ -147,7 +181,7 @@ impl Clock {
                 if Self::bad(tv.sec) {
                     out.extend_from_slice(b"[Error converting time]");
                 } else {
-                    let _ = write!(out, "{}", tv.sec as u32);
+                    out.extend_from_slice(itoa::Buffer::new().format(tv.sec as u32).as_bytes());
                     self.frac(out, tv.frac);
                 }
             }
@@ -196,6 +230,72 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written column parts against std's `fmt`, which they replace.
+    #[test]
+    fn fast_parts_match_std_fmt() {
+        for sec in [
+            0i64,
+            59,
+            3599,
+            3600,
+            86_399,
+            86_400,
+            1_700_000_000,
+            -1,
+            -86_401,
+        ] {
+            let mut out = Vec::new();
+            hms(&mut out, sec);
+            let s = sec.rem_euclid(86_400);
+            let want = format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+            assert_eq!(out, want.as_bytes());
+        }
+        for nano in [false, true] {
+            let c = Clock::new(TimeFormat::Epoch, nano);
+            for frac in [
+                0i64,
+                7,
+                999_999,
+                123_456_789,
+                999_999_999,
+                1_000_000_000,
+                -5,
+            ] {
+                let mut out = Vec::new();
+                c.frac(&mut out, frac);
+                let want = if nano {
+                    format!(".{frac:09}")
+                } else {
+                    format!(".{frac:06}")
+                };
+                assert_eq!(out, want.as_bytes(), "frac {frac} nano {nano}");
+            }
+        }
+    }
+
+    #[test]
+    fn clock_reuses_the_second_only_within_it() {
+        let mut c = Clock::new(TimeFormat::Date, false);
+        let mut out = Vec::new();
+        for ts in [
+            1_700_000_000_000_000_000i64,
+            1_700_000_000_500_000_000,
+            1_700_000_001_000_001_000,
+        ] {
+            c.write(&mut out, Timestamp(ts));
+        }
+        // Each timestamp formatted alone, by a fresh clock.
+        let mut want = Vec::new();
+        for ts in [
+            1_700_000_000_000_000_000i64,
+            1_700_000_000_500_000_000,
+            1_700_000_001_000_001_000,
+        ] {
+            Clock::new(TimeFormat::Date, false).write(&mut want, Timestamp(ts));
+        }
+        assert_eq!(out, want);
+    }
 
     #[test]
     fn civil_dates() {
