@@ -403,13 +403,21 @@ impl Conn {
             f.lastnondupack = seg.number;
             f.dupacknum = 0;
         }
-        // 10. ACKed unseen segment. tshark 4.0.17 flags every ACK beyond the peer's highest
-        // contiguous seq and then moves that mark to the peer's highest seq (the suppression
-        // by duplicate-ACK count found in later sources is not in 4.0; checked on the corpus).
+        // 10. ACKed unseen segment, as tshark 4.0.17 does it (found with probe captures,
+        // scripts/make-analysis-probes.py): an ACK beyond the peer's highest contiguous seq is
+        // flagged when that mark lags the peer's highest seq (the mark then catches up);
+        // otherwise only if the peer's dup-ACK counter is 0, which is then set to "-1", so the
+        // same hole is reported once until the peer's own ACK number moves.
         if fl.ack() && r.maxseqtobeacked.0 != 0 && ack.after(r.maxseqtobeacked) {
-            k.push(Kind::AckLostSegment);
-            r.maxseqtobeacked = r.nextseq;
-            r.dupacknum = u32::MAX;
+            if r.maxseqtobeacked.before(r.nextseq) {
+                r.maxseqtobeacked = r.nextseq;
+                k.push(Kind::AckLostSegment);
+            } else {
+                if r.dupacknum == 0 {
+                    k.push(Kind::AckLostSegment);
+                }
+                r.dupacknum = u32::MAX;
+            }
         }
         // 11. Retransmission family.
         if (len > 0 || fl.syn() || fl.fin()) && !keep_alive {
