@@ -310,7 +310,7 @@ pub struct SideCounts {
 }
 
 /// Zeek's history letters, fixed capacity.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ZeekHistory {
     buf: [u8; 32],
     len: u8,
