@@ -9,10 +9,6 @@ use std::path::Path;
 
 /// (scenario, field) where the capture cannot show the kernel's final answer.
 const STATE_ALLOWED: &[(&str, &str)] = &[
-    // The client's RST after the keep-alive timeout is dropped on the way (the scenario
-    // blackholes the path), so the server never leaves ESTABLISHED; at the capture point the
-    // RST looks valid and we assume it arrives.
-    ("keepalive_timeout_v4", "server_state"),
     // connect() gives up after its SYN retries; nothing on the wire says when.
     ("syn_timeout_v4", "client_state"),
     ("syn_timeout_linear_v4", "client_state"),

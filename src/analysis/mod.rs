@@ -271,6 +271,9 @@ pub struct PacketInfo {
     pub close_step: Option<(u8, u8)>,
     /// A RST's acceptability.
     pub rst: Option<RstCheck>,
+    /// A RST sent after unanswered keep-alives: the peer is unreachable, so the RST most
+    /// likely never reaches it and the peer's state is left as it was.
+    pub rst_peer_unreachable: bool,
     /// Linux's zero-length zero-window probe (seq = next − 1), which Wireshark calls keep-alive.
     pub linux_zwp: bool,
     /// Payload bytes.

@@ -151,18 +151,31 @@ impl Annotator {
                 Some(RstCheck::RefusalValid) => "valid",
                 Some(RstCheck::Unknown) | None => "receiver's position unknown",
             };
-            write!(self.buf, "RST by {who} ({verdict})")?;
+            write!(self.buf, "RST by {who} to {peer} ({verdict})")?;
+            if p.rst_peer_unreachable {
+                write!(
+                    self.buf,
+                    " · after keep-alives {peer} never answered: {peer} is unreachable, so this RST most likely never arrives and {peer} keeps its state"
+                )?;
+            }
             self.transitions(p)?;
         } else if k.contains(Kind::Fin) || k.contains(Kind::CloseAck) {
             self.paint(GREEN);
             let (n, total) = p.close_step.unwrap_or((1, 0));
             if total == 0 {
-                write!(self.buf, "close {n}")?;
+                // The peer's answer decides: ACK then FIN (4 steps) or FIN+ACK (3).
+                write!(self.buf, "close {n}/?")?;
             } else {
                 write!(self.buf, "close {n}/{total}")?;
             }
             if k.contains(Kind::Fin) && p.explain.acked_fin.is_some() {
                 write!(self.buf, ": {who} FIN+ACK of {peer}'s FIN")?;
+            } else if k.contains(Kind::Fin) && n > 1 && total == 4 && p.explain.acked_fin.is_none()
+            {
+                write!(
+                    self.buf,
+                    ": {who} FIN, {peer}'s FIN not yet acknowledged (simultaneous close)"
+                )?;
             } else if k.contains(Kind::Fin) {
                 write!(self.buf, ": {who} FIN")?;
             } else {
@@ -367,6 +380,18 @@ impl Annotator {
                     self.buf,
                     "{sep}FIN at seq {fin}: its ACK must be {}",
                     fin.wrapping_add(1)
+                )?;
+                if p.close_step.is_some_and(|(_, t)| t == 0) {
+                    self.buf.push_str(
+                        "; \"?\": 4 steps if the peer ACKs and sends its FIN separately, 3 if one FIN+ACK does both",
+                    );
+                }
+            }
+            if p.transitions().any(|t| t.to == TcpState::TimeWait) {
+                write!(
+                    self.buf,
+                    "; TIME_WAIT lasts 2 MSL ({}) so a lost final ACK can be sent again and old duplicates die out (RFC 9293 §3.6)",
+                    Dur(p.two_msl_ns)
                 )?;
             }
         }
