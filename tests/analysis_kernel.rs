@@ -79,3 +79,53 @@ fn final_states_and_close_roles_match_the_kernel() {
     eprintln!("{checked} kernel facts checked");
     assert!(checked >= 100, "only {checked} facts checked");
 }
+
+/// Kernel counters of the client (`nstat`, from the truth files) against our per-packet
+/// annotations of the client's packets, on captures taken in the client's namespace (so every
+/// packet the client sent is in the capture).
+#[test]
+fn client_counters_match_annotations() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kernel");
+    // (kernel counter, our annotation kinds counted on client packets)
+    let pairs: [(&str, &[&str]); 4] = [
+        ("TcpExtTCPWinProbe", &["zero_window_probe"]),
+        ("TcpExtTCPSynRetrans", &["syn_retransmission"]),
+        (
+            "TcpRetransSegs",
+            &["retransmission", "out_of_order", "syn_retransmission"],
+        ),
+        ("TcpExtTCPKeepAlive", &["keep_alive"]),
+    ];
+    let (mut checked, mut nonzero) = (0, 0);
+    for (name, t) in scenarios() {
+        if t["capture"]["namespace"] != "tl-cli" {
+            continue;
+        }
+        let counters = &t["nstat_delta"]["client_ns"];
+        let recs = run(&dir.join(t["capture"]["file"].as_str().unwrap()));
+        let client = t["client"].as_str().unwrap_or("");
+        for (counter, kinds) in pairs {
+            let want = counters[counter].as_u64().unwrap_or(0);
+            let got = recs
+                .iter()
+                .filter(|r| r["type"] == "packet" && r["src"] == client)
+                .filter(|r| {
+                    let a = r["annotations"].as_array().unwrap();
+                    let has = |k: &str| a.iter().any(|x| x == k);
+                    // A Linux zero-window probe looks like a keep-alive; the kernel counts it
+                    // as a window probe only.
+                    let zwp = has("zero_window_probe") && counter == "TcpExtTCPKeepAlive";
+                    kinds.iter().any(|k| has(k)) && !zwp
+                })
+                .count() as u64;
+            assert_eq!(got, want, "{name}: {counter}");
+            checked += 1;
+            nonzero += u32::from(want > 0);
+        }
+    }
+    eprintln!("{checked} counters checked, {nonzero} of them non-zero");
+    assert!(
+        checked >= 100 && nonzero >= 8,
+        "{checked} counters, {nonzero} non-zero"
+    );
+}
