@@ -574,6 +574,7 @@ impl Conn {
                 Some(Initiator::Side(s)) if s != from && !f.got_peer_fin => {
                     self.initiator = Some(Initiator::Simultaneous);
                     self.close = CloseKind::Simultaneous;
+                    info.simultaneous_fin = true;
                     self.close_total = 4;
                 }
                 _ => {}

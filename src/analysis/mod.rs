@@ -269,6 +269,8 @@ pub struct PacketInfo {
     pub rtt_ns: Option<i64>,
     /// Close step: (number, total) with total 0 when not yet known (the first FIN).
     pub close_step: Option<(u8, u8)>,
+    /// This FIN crossed the peer's unacknowledged FIN: a simultaneous close.
+    pub simultaneous_fin: bool,
     /// A RST's acceptability.
     pub rst: Option<RstCheck>,
     /// A RST sent after unanswered keep-alives: the peer is unreachable, so the RST most

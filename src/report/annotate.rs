@@ -170,8 +170,7 @@ impl Annotator {
             }
             if k.contains(Kind::Fin) && p.explain.acked_fin.is_some() {
                 write!(self.buf, ": {who} FIN+ACK of {peer}'s FIN")?;
-            } else if k.contains(Kind::Fin) && n > 1 && total == 4 && p.explain.acked_fin.is_none()
-            {
+            } else if p.simultaneous_fin {
                 write!(
                     self.buf,
                     ": {who} FIN, {peer}'s FIN not yet acknowledged (simultaneous close)"
@@ -278,11 +277,11 @@ impl Annotator {
         Ok(())
     }
 
-    /// ` → client FIN_WAIT_2, server LAST_ACK`: each changed side's final state.
+    /// ` → client FIN_WAIT_2, server LAST_ACK`: each changed side's new state, in the order
+    /// the sides changed; a side passing through a state shows it (`server CLOSING → TIME_WAIT`).
     fn transitions(&mut self, p: &PacketInfo) -> std::fmt::Result {
         let mut lead = " → ";
         let ts: [Option<Transition>; 4] = p.transitions;
-        // First-changed order, final state of each side.
         let mut printed = [false; 2];
         for t in ts.iter().flatten() {
             let i = t.side.index();
@@ -290,13 +289,14 @@ impl Annotator {
                 continue;
             }
             printed[i] = true;
-            let last = ts
-                .iter()
-                .flatten()
-                .rfind(|x| x.side == t.side)
-                .map(|x| x.to);
-            let to = last.unwrap_or(t.to);
-            write!(self.buf, "{lead}{} {to}", t.side)?;
+            write!(self.buf, "{lead}{}", t.side)?;
+            let mut arrow = " ";
+            let mut to = t.to;
+            for x in ts.iter().flatten().filter(|x| x.side == t.side) {
+                write!(self.buf, "{arrow}{}", x.to)?;
+                arrow = " → ";
+                to = x.to;
+            }
             if to == TcpState::TimeWait {
                 write!(self.buf, " for 2MSL = {}", Dur(p.two_msl_ns))?;
             }
