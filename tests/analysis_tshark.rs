@@ -35,6 +35,10 @@ const KINDS: [&str; 14] = [
 /// Pseudo-kind for "a new connection (tcp.stream) starts at this frame".
 const STREAM_START: &str = "stream_start";
 
+/// Pseudo-kind for "both call it a duplicate ACK but number it or name the frame differently"
+/// (Wireshark's `duplicate_ack_num` / `duplicate_ack_frame`).
+const DUP_NUMBERING: &str = "duplicate_ack_numbering";
+
 /// (golden, frame, kind): known differences; docs/analysis-vs-tshark.md gives each reason.
 /// Golden names are paths under testdata/tshark without `.tsv`.
 const ALLOWED: &[(&str, u64, &str)] = &[
@@ -111,6 +115,8 @@ struct Golden {
     tcp_frames: u64,
     /// frame -> (stream, kinds)
     rows: BTreeMap<u64, (u64, BTreeSet<&'static str>)>,
+    /// frame -> (duplicate ACK number, frame it duplicates)
+    dup: BTreeMap<u64, (u64, u64)>,
 }
 
 fn read_golden(path: &Path) -> Golden {
@@ -119,6 +125,7 @@ fn read_golden(path: &Path) -> Golden {
         source: String::new(),
         tcp_frames: 0,
         rows: BTreeMap::new(),
+        dup: BTreeMap::new(),
     };
     let mut hdr: Option<Vec<&str>> = None;
     for line in text.lines() {
@@ -145,10 +152,15 @@ fn read_golden(path: &Path) -> Golden {
             .copied()
             .filter(|k| !get(&format!("tcp.analysis.{k}")).is_empty())
             .collect();
-        g.rows.insert(
-            get("frame.number").parse().unwrap(),
-            (get("tcp.stream").parse().unwrap(), kinds),
-        );
+        let frame = get("frame.number").parse().unwrap();
+        if let (Ok(n), Ok(f)) = (
+            get("tcp.analysis.duplicate_ack_num").parse(),
+            get("tcp.analysis.duplicate_ack_frame").parse(),
+        ) {
+            g.dup.insert(frame, (n, f));
+        }
+        g.rows
+            .insert(frame, (get("tcp.stream").parse().unwrap(), kinds));
     }
     g
 }
@@ -161,6 +173,7 @@ struct Ours {
     kinds: BTreeMap<u64, BTreeSet<&'static str>>,
     linux_zwp: BTreeSet<u64>,
     starts: BTreeSet<u64>,
+    dup: BTreeMap<u64, (u64, u64)>,
 }
 
 fn run(capture: &Path) -> Ours {
@@ -206,6 +219,10 @@ fn run(capture: &Path) -> Ours {
         }
         if !set.is_empty() {
             o.kinds.insert(n, set);
+        }
+        let d = &v["duplicate_ack"];
+        if let (Some(num), Some(frame)) = (d["number"].as_u64(), d["frame"].as_u64()) {
+            o.dup.insert(n, (num, frame));
         }
     }
     o
@@ -356,6 +373,17 @@ fn compare(g: &Golden, o: &Ours, tally: &mut Tally) -> Vec<(u64, &'static str, b
                 if !linux_zwp(o, f, k, a) {
                     diffs.push((f, k, a));
                 }
+            }
+        }
+    }
+    // Duplicate ACKs both tools flag: same number (#n) and same original frame.
+    for (f, theirs) in &g.dup {
+        if let Some(ours) = o.dup.get(f) {
+            let e = tally.entry(DUP_NUMBERING).or_default();
+            e.0 += 1;
+            if ours != theirs {
+                e.1 += 1;
+                diffs.push((*f, DUP_NUMBERING, true));
             }
         }
     }
