@@ -123,7 +123,9 @@ impl Ord for Row {
 #[derive(Debug)]
 pub struct ConnTable {
     rows: BinaryHeap<Row>,
+    /// `rows` in id order, rebuilt when `dirty`.
     sorted: Vec<ConnSummary>,
+    dirty: bool,
     limit: usize,
     totals: Totals,
 }
@@ -185,6 +187,7 @@ impl ConnTable {
         ConnTable {
             rows: BinaryHeap::new(),
             sorted: Vec::new(),
+            dirty: false,
             limit,
             totals: Totals::default(),
         }
@@ -198,9 +201,11 @@ impl ConnTable {
         }
         if self.rows.len() < self.limit {
             self.rows.push(Row(c));
+            self.dirty = true;
         } else if self.rows.peek().is_some_and(|top| c.id < top.0.id) {
             self.rows.pop();
             self.rows.push(Row(c));
+            self.dirty = true;
         }
     }
 
@@ -211,9 +216,11 @@ impl ConnTable {
 
     /// The rows kept, in id order: the first `limit` connections, not necessarily all.
     pub fn rows(&mut self) -> &[ConnSummary] {
-        if self.sorted.len() != self.rows.len() {
-            self.sorted = self.rows.iter().map(|r| r.0).collect();
+        if self.dirty {
+            self.sorted.clear();
+            self.sorted.extend(self.rows.iter().map(|r| r.0));
             self.sorted.sort_by_key(|c| c.id);
+            self.dirty = false;
         }
         &self.sorted
     }
@@ -398,15 +405,18 @@ mod tests {
         }
         let ids: Vec<u64> = t.rows().iter().map(|c| c.id).collect();
         assert_eq!(ids, [1, 2, 3]);
-        assert_eq!(t.total(), 7);
+        t.push(conn(0, Handshake::Complete));
+        let ids: Vec<u64> = t.rows().iter().map(|c| c.id).collect();
+        assert_eq!(ids, [0, 1, 2]);
+        assert_eq!(t.total(), 8);
         let mut out = Vec::new();
         t.write(&mut out, Some(200)).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("TCP connections (first 3 of 7)"));
-        assert!(text.contains("complete 5, refused 2"));
-        assert!(text.contains("TIME_WAIT 7"));
-        assert!(text.contains("4 more connections not listed: use --json or --ndjson for all"));
-        assert!(text.contains("21/0"), "packets summed: {text}");
+        assert!(text.contains("TCP connections (first 3 of 8)"));
+        assert!(text.contains("complete 6, refused 2"));
+        assert!(text.contains("TIME_WAIT 8"));
+        assert!(text.contains("5 more connections not listed: use --json or --ndjson for all"));
+        assert!(text.contains("24/0"), "packets summed: {text}");
     }
 
     #[test]
