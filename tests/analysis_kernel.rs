@@ -129,3 +129,121 @@ fn client_counters_match_annotations() {
         "{checked} counters, {nonzero} non-zero"
     );
 }
+
+/// One tcpdump `-n -S` line of a truth file: sender `addr:port`, flags, seq range, ack.
+struct Line {
+    src: String,
+    flags: String,
+    seq: Option<(u32, u32)>,
+    ack: Option<u32>,
+}
+
+fn parse_tcpdump(l: &str) -> Option<Line> {
+    let rest = l.split_once(" IP ").or_else(|| l.split_once(" IP6 "))?.1;
+    let (src, _) = rest.split_once(" > ")?;
+    // tcpdump writes addr.port; make it addr:port ([addr]:port for IPv6).
+    let (a, p) = src.rsplit_once('.')?;
+    let src = if a.contains(':') {
+        format!("[{a}]:{p}")
+    } else {
+        format!("{a}:{p}")
+    };
+    let flags = l.split_once("Flags [")?.1.split_once(']')?.0.to_string();
+    let num = |key: &str| {
+        l.split_once(key)
+            .map(|(_, r)| r.split([',', ' ']).next().unwrap_or("").to_string())
+    };
+    let seq = num(", seq ").and_then(|s| match s.split_once(':') {
+        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+        None => s.parse().ok().map(|a| (a, a)),
+    });
+    let ack = num(", ack ").and_then(|s| s.parse().ok());
+    Some(Line {
+        src,
+        flags,
+        seq,
+        ack,
+    })
+}
+
+/// `--explain` spells out the handshake and close arithmetic: every number it names must be
+/// the one real tcpdump printed (`tcpdump_n_S` in the truth files) and the RFC 9293 rule
+/// (a SYN and a FIN each consume one sequence number; a RST in SYN-SENT must ACK the SYN).
+#[test]
+fn explain_arithmetic_matches_tcpdump() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kernel");
+    let mut checked = 0;
+    for (name, t) in scenarios() {
+        let (Some(client), Some(lines)) = (t["client"].as_str(), t["tcpdump_n_S"].as_array())
+        else {
+            continue;
+        };
+        let lines: Vec<Line> = lines
+            .iter()
+            .filter_map(|l| parse_tcpdump(l.as_str()?))
+            .collect();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcplens"))
+            .arg("read")
+            .arg(dir.join(t["capture"]["file"].as_str().unwrap()))
+            .arg("--explain")
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut want = Vec::new();
+        let syn = lines.iter().find(|l| l.flags == "S" && l.src == client);
+        let synack = lines.iter().find(|l| l.flags == "S." && l.src != client);
+        if let Some((c, _)) = syn.and_then(|l| l.seq) {
+            want.push(format!("= seq {c} is the client's ISN"));
+            if let Some(sa) = synack {
+                let s = sa.seq.unwrap().0;
+                want.push(format!(
+                    "= ack {} = client ISN {c} + 1: the SYN consumes one sequence number; seq {s} is the server's ISN",
+                    c.wrapping_add(1)
+                ));
+                if lines
+                    .iter()
+                    .any(|l| l.flags == "." && l.ack == Some(s.wrapping_add(1)))
+                {
+                    want.push(format!("= ack {} = server ISN {s} + 1", s.wrapping_add(1)));
+                }
+            }
+            if let Some(r) = lines.iter().find(|l| l.flags == "R." && l.src != client)
+                && synack.is_none()
+            {
+                want.push(format!(
+                    "= RST ack {} vs client ISN {c} + 1",
+                    r.ack.unwrap()
+                ));
+            }
+        }
+        for side_is_client in [true, false] {
+            let fin = lines
+                .iter()
+                .find(|l| l.flags.contains('F') && (l.src == client) == side_is_client);
+            let Some(fin_at) = fin.and_then(|l| l.seq).map(|s| s.1) else {
+                continue;
+            };
+            want.push(format!(
+                "FIN at seq {fin_at}: its ACK must be {}",
+                fin_at.wrapping_add(1)
+            ));
+            if lines.iter().any(|l| {
+                (l.src == client) != side_is_client && l.ack == Some(fin_at.wrapping_add(1))
+            }) {
+                want.push(format!(
+                    "ack {} = FIN seq {fin_at} + 1: the FIN consumes one sequence number",
+                    fin_at.wrapping_add(1)
+                ));
+            }
+        }
+        if !t["time_wait_on"].is_null() {
+            want.push("TIME_WAIT lasts 2 MSL (60.00 s)".into());
+        }
+        for w in &want {
+            assert!(text.contains(w.as_str()), "{name}: --explain lacks «{w}»");
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} explain lines checked");
+    assert!(checked >= 100, "only {checked} explain lines checked");
+}
