@@ -110,6 +110,10 @@ pub struct OutputArgs {
     /// Most connections tracked at once; the least recently active are evicted beyond it.
     #[arg(long = "max-connections", default_value_t = 1_000_000)]
     pub max_connections: usize,
+    /// Connections listed one per row in the end table (the first seen); all are counted in
+    /// the totals below it, and listed in --json / --ndjson.
+    #[arg(long = "table-rows", default_value_t = crate::report::table::DEFAULT_TABLE_ROWS)]
+    pub table_rows: usize,
     /// SYN flood: sliding window for SYN rates, seconds.
     #[arg(long = "syn-window", default_value_t = 1.0, value_name = "SECONDS")]
     pub syn_window: f64,

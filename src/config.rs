@@ -71,6 +71,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     /// Colour the annotations (standard output is a terminal).
     pub color: bool,
+    /// Rows of the end-of-run connection table.
+    pub table_rows: usize,
     /// Thresholds of the cross-connection detectors.
     pub detect: DetectConfig,
 }
@@ -143,6 +145,7 @@ impl Config {
             flush_each: false,
             analysis,
             color: std::io::stdout().is_terminal(),
+            table_rows: a.table_rows,
             detect,
         })
     }

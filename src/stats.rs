@@ -33,8 +33,12 @@ impl Stats {
     /// Writes the statistics as text (to standard error in text modes).
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "{} packets read", self.packets)?;
-        for (kind, n) in &self.by_kind {
-            writeln!(out, "  {n} {kind:?}")?;
+        for (kind, problem) in DECODE_KINDS {
+            let n = self.count_of(kind);
+            if n > 0 {
+                let note = if problem { " (not fully decoded)" } else { "" };
+                writeln!(out, "  {n} {}{note}", kind_name(kind))?;
+            }
         }
         Ok(())
     }

@@ -686,6 +686,16 @@ mod closing {
             },
         );
         assert_eq!(a3.states.0, Closing);
+        // RFC 9293 Figure 5: the server got the client's FIN before this ACK (sent earlier by
+        // the same side), so it went FIN-WAIT-1 → CLOSING → TIME-WAIT, never FIN-WAIT-2.
+        let server_path: Vec<TcpState> = a3
+            .transitions()
+            .filter(|t| t.side == Side::Server)
+            .map(|t| t.to)
+            .collect();
+        assert_eq!(server_path, [Closing, TimeWait]);
+        assert!(f2.simultaneous_fin);
+        assert_eq!(f2.close_step, Some((2, 4)));
         let a4 = n.send(
             0,
             Segment {

@@ -19,6 +19,9 @@ use std::net::SocketAddr;
 /// Wireshark's `lastsegmentflags` bits we need.
 const LAST_KEEP_ALIVE: u8 = 1;
 const LAST_ZWP: u8 = 2;
+/// Unanswered keep-alives after which the peer counts as unreachable (Linux's
+/// `tcp_keepalive_probes` can be set as low as 1; 2 avoids reading one lost probe as a dead path).
+const KEEPALIVES_LOST: u8 = 2;
 /// Wireshark's out-of-order threshold when the handshake RTT is unknown.
 const OOO_DEFAULT_NS: i64 = 3_000_000;
 /// Wireshark's fast-retransmission window after the last duplicate ACK.
@@ -54,6 +57,8 @@ struct Half {
     fin_seq: Option<SeqNumber>,
     fin_acked: bool,
     got_peer_fin: bool,
+    /// Keep-alives sent since the peer's last packet.
+    unanswered_keepalives: u8,
     counts: SideCounts,
 }
 
@@ -272,11 +277,16 @@ impl Conn {
 
         self.pre_nextseq = f.nextseq;
         self.wireshark(&mut f, &mut r, seg, info);
+        r.unanswered_keepalives = 0;
+        if info.kinds.contains(Kind::KeepAlive) && !info.linux_zwp {
+            f.unanswered_keepalives = f.unanswered_keepalives.saturating_add(1);
+        }
         self.rfc(from, &mut f, &mut r, seg, info);
         self.zeek.packet(
             from == Side::Client,
             fl,
             seg.seq,
+            seg.ack,
             seg.payload_len,
             seg.window,
         );
@@ -403,13 +413,21 @@ impl Conn {
             f.lastnondupack = seg.number;
             f.dupacknum = 0;
         }
-        // 10. ACKed unseen segment. tshark 4.0.17 flags every ACK beyond the peer's highest
-        // contiguous seq and then moves that mark to the peer's highest seq (the suppression
-        // by duplicate-ACK count found in later sources is not in 4.0; checked on the corpus).
+        // 10. ACKed unseen segment, as tshark 4.0.17 does it (found with probe captures,
+        // scripts/make-analysis-probes.py): an ACK beyond the peer's highest contiguous seq is
+        // flagged when that mark lags the peer's highest seq (the mark then catches up);
+        // otherwise only if the peer's dup-ACK counter is 0, which is then set to "-1", so the
+        // same hole is reported once until the peer's own ACK number moves.
         if fl.ack() && r.maxseqtobeacked.0 != 0 && ack.after(r.maxseqtobeacked) {
-            k.push(Kind::AckLostSegment);
-            r.maxseqtobeacked = r.nextseq;
-            r.dupacknum = u32::MAX;
+            if r.maxseqtobeacked.before(r.nextseq) {
+                r.maxseqtobeacked = r.nextseq;
+                k.push(Kind::AckLostSegment);
+            } else {
+                if r.dupacknum == 0 {
+                    k.push(Kind::AckLostSegment);
+                }
+                r.dupacknum = u32::MAX;
+            }
         }
         // 11. Retransmission family.
         if (len > 0 || fl.syn() || fl.fin()) && !keep_alive {
@@ -508,6 +526,14 @@ impl Conn {
                         info.kinds.push(Kind::CloseAck);
                     }
                     match r.state {
+                        // Simultaneous close: this ACK's sender sent its own FIN earlier, and
+                        // in-order delivery brought that FIN first: FIN_WAIT_1 → CLOSING →
+                        // TIME_WAIT, not FIN_WAIT_2.
+                        TcpState::FinWait1 if f.fin_seq.is_some() && !r.got_peer_fin => {
+                            r.got_peer_fin = true;
+                            set_state(r, to, TcpState::Closing, info);
+                            set_state(r, to, TcpState::TimeWait, info);
+                        }
                         TcpState::FinWait1 => set_state(r, to, TcpState::FinWait2, info),
                         TcpState::Closing => set_state(r, to, TcpState::TimeWait, info),
                         TcpState::LastAck => set_state(r, to, TcpState::Closed, info),
@@ -548,6 +574,7 @@ impl Conn {
                 Some(Initiator::Side(s)) if s != from && !f.got_peer_fin => {
                     self.initiator = Some(Initiator::Simultaneous);
                     self.close = CloseKind::Simultaneous;
+                    info.simultaneous_fin = true;
                     self.close_total = 4;
                 }
                 _ => {}
@@ -707,7 +734,16 @@ impl Conn {
             self.refused = true;
         }
         set_state(f, from, TcpState::Closed, info);
-        if check.accepted() && r.state != TcpState::Closed && r.state != TcpState::Listen {
+        // A RST sent after keep-alives the peer never answered: the path or the peer is gone
+        // (Linux sends it when tcp_keepalive_probes run out), so it most likely never arrives
+        // and the peer keeps its state. The capture point is on the sender's side of the break.
+        let unreachable = f.unanswered_keepalives >= KEEPALIVES_LOST;
+        info.rst_peer_unreachable = unreachable;
+        if check.accepted()
+            && !unreachable
+            && r.state != TcpState::Closed
+            && r.state != TcpState::Listen
+        {
             set_state(r, from.peer(), TcpState::Closed, info);
         }
         let closed_by_fins = f.fin_seq.is_some() && r.fin_seq.is_some();

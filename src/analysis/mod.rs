@@ -269,8 +269,13 @@ pub struct PacketInfo {
     pub rtt_ns: Option<i64>,
     /// Close step: (number, total) with total 0 when not yet known (the first FIN).
     pub close_step: Option<(u8, u8)>,
+    /// This FIN crossed the peer's unacknowledged FIN: a simultaneous close.
+    pub simultaneous_fin: bool,
     /// A RST's acceptability.
     pub rst: Option<RstCheck>,
+    /// A RST sent after unanswered keep-alives: the peer is unreachable, so the RST most
+    /// likely never reaches it and the peer's state is left as it was.
+    pub rst_peer_unreachable: bool,
     /// Linux's zero-length zero-window probe (seq = next − 1), which Wireshark calls keep-alive.
     pub linux_zwp: bool,
     /// Payload bytes.
@@ -310,7 +315,7 @@ pub struct SideCounts {
 }
 
 /// Zeek's history letters, fixed capacity.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ZeekHistory {
     buf: [u8; 32],
     len: u8,

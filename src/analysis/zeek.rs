@@ -3,7 +3,9 @@
 //!
 //! Zeek's originator is taken to be our client; when the first packet came from the server
 //! the history starts with `^`, as Zeek writes it after flipping the roles.
-//! Not emulated: checksum letters (`c`), content gaps (`g`) and the `x` (partial) marker.
+//! Content gaps (`g`/`G`) are reported as Zeek's reassembler does when the receiver's ACK
+//! passes bytes of the sender's stream that were never seen (log-scaled like `t` and `w`).
+//! Not emulated: checksum letters (`c`: checksums are not verified) and the `x` marker.
 
 use crate::decode::TcpFlags;
 
@@ -40,6 +42,9 @@ struct ZEnd {
     last_rst: Option<u32>,
     rxmt: (u32, u32),
     zero_win: (u32, u32),
+    gap: (u32, u32),
+    /// One past the highest contiguous byte seen (SYN and FIN count), absolute.
+    contig: u32,
     bytes: u64,
 }
 
@@ -109,7 +114,15 @@ impl Zeek {
     }
 
     /// Feeds one packet; `orig` is true when the client sent it.
-    pub fn packet(&mut self, orig: bool, flags: TcpFlags, seq: u32, payload: u32, window: u16) {
+    pub fn packet(
+        &mut self,
+        orig: bool,
+        flags: TcpFlags,
+        seq: u32,
+        ack: u32,
+        payload: u32,
+        window: u16,
+    ) {
         if !self.started {
             self.started = true;
             if !orig && usize::from(self.len) < HIST_CAP {
@@ -117,6 +130,7 @@ impl Zeek {
                 self.len = 1;
             }
         }
+        let ack_no = ack;
         let (syn, fin, rst, ack) = (flags.syn(), flags.fin(), flags.rst(), flags.ack());
         let i = usize::from(!orig);
         let mut seg_len = payload + u32::from(syn) + u32::from(fin);
@@ -136,10 +150,12 @@ impl Zeek {
                         e.start_seq = seq.wrapping_sub(1);
                         e.last_seq = seq;
                     }
+                    e.contig = if syn { one_past } else { seq };
                 }
                 ZState::SynSent | ZState::SynAckSent if syn && seq != e.start_seq => {
                     e.start_seq = seq;
                     e.last_seq = one_past;
+                    e.contig = one_past;
                 }
                 _ => {}
             }
@@ -193,6 +209,25 @@ impl Zeek {
         }
         if !rst {
             self.ends[i].bytes += u64::from(payload);
+            // Contiguous stream: a segment starting at or before its end extends it.
+            let e = &mut self.ends[i];
+            let starts = e.contig.wrapping_sub(seq) as i32;
+            let ends = one_past.wrapping_sub(e.contig) as i32;
+            if starts >= 0 && ends > 0 {
+                e.contig = one_past;
+            }
+        }
+        // Content gap: the ACK passes bytes of the peer's stream never seen.
+        let p = &mut self.ends[1 - i];
+        if ack && !rst && p.state != ZState::Inactive {
+            // A FIN seen ahead of the data it follows is not part of a gap.
+            let fin_at = p.last_fin.map(|r| p.start_seq.wrapping_add(r));
+            let end = p.contig.wrapping_add(u32::from(fin_at == Some(p.contig)));
+            let beyond = ack_no.wrapping_sub(end) as i32;
+            if beyond > 0 {
+                p.contig = ack_no;
+                self.scaled(!orig, b'g', |e| &mut e.gap);
+            }
         }
         self.state_machine(orig, flags, payload);
     }
@@ -360,7 +395,7 @@ mod tests {
     fn run(pkts: &[(bool, u16, u32, u32)]) -> (String, &'static str) {
         let mut z = Zeek::default();
         for &(orig, f, seq, len) in pkts {
-            z.packet(orig, TcpFlags(f), seq, len, 1000);
+            z.packet(orig, TcpFlags(f), seq, 0, len, 1000);
         }
         (z.history().to_string(), z.conn_state())
     }
@@ -425,5 +460,25 @@ mod tests {
         }
         // First copy is new data (D), then 11 repeats: T at the 1st and the 10th.
         assert_eq!(run(&pk).0, "ShADTT");
+    }
+
+    // Zeek's history letter `g` ("a content gap"; upper case for the originator): the
+    // responder ACKs originator bytes 101..300 that were never seen, then one more hole.
+    #[test]
+    fn content_gap_letter() {
+        let mut z = Zeek::default();
+        z.packet(true, TcpFlags(S), 0, 0, 0, 1000);
+        z.packet(false, TcpFlags(S | A), 500, 1, 0, 1000);
+        z.packet(true, TcpFlags(A), 1, 501, 0, 1000);
+        z.packet(true, TcpFlags(A), 1, 501, 100, 1000);
+        z.packet(false, TcpFlags(A), 501, 101, 0, 1000);
+        z.packet(false, TcpFlags(A), 501, 301, 0, 1000);
+        assert_eq!(z.history(), "ShADaG");
+        // A FIN seen ahead of the data before it is no gap once the data arrives (the late
+        // data counts as a retransmission, `T`, as in the ctu-64702-888 baseline).
+        z.packet(true, TcpFlags(F | A), 310, 501, 0, 1000);
+        z.packet(true, TcpFlags(A), 301, 501, 9, 1000);
+        z.packet(false, TcpFlags(A), 501, 311, 0, 1000);
+        assert_eq!(z.history(), "ShADaGFT");
     }
 }

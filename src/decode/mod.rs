@@ -101,7 +101,9 @@ pub struct Segment {
     pub flags: TcpFlags,
     /// Raw (unscaled) window field.
     pub window: u16,
-    /// Payload length from the IP length fields (not the captured length).
+    /// Payload length from the IP length fields (not the captured length), cut to what the
+    /// frame's wire length holds: bytes the capture point never saw are not part of the
+    /// segment (Wireshark's reported length; tcpdump still prints the IP-derived length).
     pub payload_len: u32,
     /// The options the analysis reads.
     pub options: OptionSummary,
@@ -256,8 +258,11 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
             offset,
             len,
         } => {
+            // An IP length beyond the frame's wire length ("truncated-ip"): only what the
+            // capture point saw counts.
+            let seen = len.min(wire_len.saturating_sub(offset as u32));
             let (kind, segment) =
-                tcp_segment(frame, &info, bytes.get(offset..).unwrap_or(&[]), len);
+                tcp_segment(frame, &info, bytes.get(offset..).unwrap_or(&[]), len, seen);
             d.segment = segment;
             kind
         }
@@ -271,11 +276,18 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
 }
 
 /// Reads a TCP header from `tcp` (captured bytes from the TCP header on, possibly more than
-/// the segment when the frame is padded) with `len` the segment length by the IP header.
+/// the segment when the frame is padded) with `len` the segment length by the IP header and
+/// `seen` the part of it within the frame's wire length.
 // Inlined: built in place in the caller's `Decoded`, the segment is not read back from a
 // just-written stack copy (a stalled store-to-load forward that cost more than the parse).
 #[inline(always)]
-fn tcp_segment(frame: &Frame<'_>, info: &IpInfo, tcp: &[u8], len: u32) -> (Kind, Option<Segment>) {
+fn tcp_segment(
+    frame: &Frame<'_>,
+    info: &IpInfo,
+    tcp: &[u8],
+    len: u32,
+    seen: u32,
+) -> (Kind, Option<Segment>) {
     let Some(h) = tcp.get(..20) else {
         return (Kind::TcpTruncated, None);
     };
@@ -298,7 +310,7 @@ fn tcp_segment(frame: &Frame<'_>, info: &IpInfo, tcp: &[u8], len: u32) -> (Kind,
         ack: be32(8),
         flags: TcpFlags(u16::from(h[13]) | (u16::from(h[12] & 1) << 8)),
         window: u16::from_be_bytes([h[14], h[15]]),
-        payload_len: len - hlen as u32,
+        payload_len: seen.saturating_sub(hlen as u32),
         options: tcp::summarize(opts),
         ttl: info.ttl,
     };

@@ -29,7 +29,9 @@ pub struct AnalysisReport {
 impl AnalysisReport {
     /// Set up for the run's configuration.
     pub fn new(cfg: &Config) -> Self {
-        Self::build(cfg.analysis, cfg.mode, cfg.explain, cfg.color)
+        let mut report = Self::build(cfg.analysis, cfg.mode, cfg.explain, cfg.color);
+        report.table = ConnTable::with_limit(cfg.table_rows);
+        report
     }
 
     /// A default analysis, for tests and tools.
@@ -122,6 +124,12 @@ impl AnalysisReport {
         match self.mode {
             Mode::Annotated | Mode::Summary => {
                 self.table.write(out, self.table_width)?;
+                writeln!(
+                    out,
+                    "flow table: {} connections, at most {} live at once, {} ended by the idle \
+                     timeout, {} evicted by --max-connections",
+                    stats.connections, stats.peak_live, stats.idle_expired, stats.evicted
+                )?;
                 findings::write_table(out, det.findings(), self.table_width)
             }
             Mode::Ndjson => {

@@ -151,18 +151,30 @@ impl Annotator {
                 Some(RstCheck::RefusalValid) => "valid",
                 Some(RstCheck::Unknown) | None => "receiver's position unknown",
             };
-            write!(self.buf, "RST by {who} ({verdict})")?;
+            write!(self.buf, "RST by {who} to {peer} ({verdict})")?;
+            if p.rst_peer_unreachable {
+                write!(
+                    self.buf,
+                    " · after keep-alives {peer} never answered: {peer} is unreachable, so this RST most likely never arrives and {peer} keeps its state"
+                )?;
+            }
             self.transitions(p)?;
         } else if k.contains(Kind::Fin) || k.contains(Kind::CloseAck) {
             self.paint(GREEN);
             let (n, total) = p.close_step.unwrap_or((1, 0));
             if total == 0 {
-                write!(self.buf, "close {n}")?;
+                // The peer's answer decides: ACK then FIN (4 steps) or FIN+ACK (3).
+                write!(self.buf, "close {n}/?")?;
             } else {
                 write!(self.buf, "close {n}/{total}")?;
             }
             if k.contains(Kind::Fin) && p.explain.acked_fin.is_some() {
                 write!(self.buf, ": {who} FIN+ACK of {peer}'s FIN")?;
+            } else if p.simultaneous_fin {
+                write!(
+                    self.buf,
+                    ": {who} FIN, {peer}'s FIN not yet acknowledged (simultaneous close)"
+                )?;
             } else if k.contains(Kind::Fin) {
                 write!(self.buf, ": {who} FIN")?;
             } else {
@@ -265,11 +277,11 @@ impl Annotator {
         Ok(())
     }
 
-    /// ` → client FIN_WAIT_2, server LAST_ACK`: each changed side's final state.
+    /// ` → client FIN_WAIT_2, server LAST_ACK`: each changed side's new state, in the order
+    /// the sides changed; a side passing through a state shows it (`server CLOSING → TIME_WAIT`).
     fn transitions(&mut self, p: &PacketInfo) -> std::fmt::Result {
         let mut lead = " → ";
         let ts: [Option<Transition>; 4] = p.transitions;
-        // First-changed order, final state of each side.
         let mut printed = [false; 2];
         for t in ts.iter().flatten() {
             let i = t.side.index();
@@ -277,13 +289,14 @@ impl Annotator {
                 continue;
             }
             printed[i] = true;
-            let last = ts
-                .iter()
-                .flatten()
-                .rfind(|x| x.side == t.side)
-                .map(|x| x.to);
-            let to = last.unwrap_or(t.to);
-            write!(self.buf, "{lead}{} {to}", t.side)?;
+            write!(self.buf, "{lead}{}", t.side)?;
+            let mut arrow = " ";
+            let mut to = t.to;
+            for x in ts.iter().flatten().filter(|x| x.side == t.side) {
+                write!(self.buf, "{arrow}{}", x.to)?;
+                arrow = " → ";
+                to = x.to;
+            }
             if to == TcpState::TimeWait {
                 write!(self.buf, " for 2MSL = {}", Dur(p.two_msl_ns))?;
             }
@@ -367,6 +380,18 @@ impl Annotator {
                     self.buf,
                     "{sep}FIN at seq {fin}: its ACK must be {}",
                     fin.wrapping_add(1)
+                )?;
+                if p.close_step.is_some_and(|(_, t)| t == 0) {
+                    self.buf.push_str(
+                        "; \"?\": 4 steps if the peer ACKs and sends its FIN separately, 3 if one FIN+ACK does both",
+                    );
+                }
+            }
+            if p.transitions().any(|t| t.to == TcpState::TimeWait) {
+                write!(
+                    self.buf,
+                    "; TIME_WAIT lasts 2 MSL ({}) so a lost final ACK can be sent again and old duplicates die out (RFC 9293 §3.6)",
+                    Dur(p.two_msl_ns)
                 )?;
             }
         }
