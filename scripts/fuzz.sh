@@ -10,8 +10,8 @@
 #                                         tcpdump flags it selects (for testdata/regress/)
 #   scripts/fuzz.sh regress-goldens       tcpdump's output for each testdata/regress/LIST entry
 #
-# Seeds: every capture under testdata/ and the shared corpus (TCPLENS_SHARED, default
-# ../shared from the crate, as the tests find it) for `capture` and `pipeline`; their frames,
+# Seeds: every capture under testdata/ and the shared corpus (TCPLENS_CORPUS, default
+# ../shared/corpus from the crate, as the tests find it) for `capture` and `pipeline`; frames,
 # cut into decode_print's input format, for `decode_print`; a few command lines for `cli`.
 # A crash lands in fuzz/artifacts/TARGET/; copy it to testdata/regress/ with a name saying
 # what it exercises and add a test (docs/robustness.md).
@@ -19,8 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGETS=(capture decode_print pipeline cli)
-SHARED=${TCPLENS_SHARED:-$(cd .. && pwd)/shared}
-[ -d "$SHARED/corpus" ] || SHARED=/work/shared
+# The shared public corpus, found as tests/corpus_diff.rs finds it; seeds skip it if absent.
+CORPUS=${TCPLENS_CORPUS:-../shared/corpus}
 
 # libFuzzer options per target: the longest input, and limits that turn a runaway into a
 # reported failure (any single allocation over 64 MiB, any input taking over 10 s).
@@ -42,15 +42,20 @@ have_tools() {
         echo "fuzz: skipped: cargo-fuzz not installed (cargo install cargo-fuzz)"
         return 1
     fi
+    if ! command -v python3 >/dev/null; then
+        echo "fuzz: skipped: python3 (which writes the seed corpora) not found"
+        return 1
+    fi
 }
 
 seeds() {
     rm -rf fuzz/corpus/{capture,pipeline,decode_print,cli}
     mkdir -p fuzz/corpus/{capture,pipeline,decode_print,cli}
-    python3 - "$SHARED/corpus" <<'PY'
+    python3 - "$CORPUS" <<'PY'
 import hashlib, os, struct, sys
 
-roots = ["testdata/corpus", "testdata/synthetic", "testdata/kernel", sys.argv[1]]
+roots = ["testdata/corpus", "testdata/synthetic", "testdata/kernel"]
+roots += [sys.argv[1]] if os.path.isdir(sys.argv[1]) else []
 MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
           b"\x34\xcd\xb2\xa1", b"\x0a\x0d\x0d\x0a"}
 # decode_print's first byte: the index of the link type in fuzz/src/lib.rs LINKTYPES.

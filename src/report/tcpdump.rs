@@ -871,6 +871,9 @@ impl TcpdumpPrinter {
                     let tcp = if found_jumbo {
                         b.get(cp..(payload_len as usize + 40).max(cp))
                             .unwrap_or(tcp)
+                    } else if payload_len == 0 {
+                        // tcpdump cuts the snapshot at the IPv6 header: no TCP byte is left.
+                        &[]
                     } else {
                         tcp
                     };
