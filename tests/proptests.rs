@@ -92,7 +92,7 @@ fn link_header(lt: u16, vlans: &[u16], ethertype: u16) -> Vec<u8> {
 fn ipv4(opts: &[u8], payload: &[u8], frag: u16) -> Vec<u8> {
     let mut o = opts.to_vec();
     o.truncate(40);
-    while o.len() % 4 != 0 {
+    while !o.len().is_multiple_of(4) {
         o.push(1);
     }
     let hl = 20 + o.len();
@@ -142,7 +142,7 @@ fn ipv6(chain: &[(u8, Vec<u8>)], payload: &[u8], plen_zero: bool) -> Vec<u8> {
 fn tcp(opts: &[u8], flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut o = opts.to_vec();
     o.truncate(40);
-    while o.len() % 4 != 0 {
+    while !o.len().is_multiple_of(4) {
         o.push(0);
     }
     let off = ((20 + o.len()) / 4) as u8;
