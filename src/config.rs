@@ -108,6 +108,10 @@ impl Config {
             5 => TimeFormat::SinceFirst,
             n => anyhow::bail!("-t given {n} times: at most 5 (-ttttt)"),
         };
+        if a.count == Some(0) {
+            // tcpdump refuses it too: "invalid packet count 0".
+            anyhow::bail!("invalid packet count 0 (-c takes a number of packets, at least 1)");
+        }
         let analysis = AnalysisConfig {
             msl_ns: secs_to_ns("msl", a.msl)?,
             idle_ns: secs_to_ns("idle-timeout", a.idle_timeout)?,

@@ -106,7 +106,8 @@ pub struct Frame<'a> {
 /// What the capture stage could not do, with enough detail to find the spot in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    /// The input could not be opened or read.
+    /// The input could not be opened or read. The cause is the error's source, which `{:#}`
+    /// (as `main` prints errors) appends once.
     #[error("{path}")]
     Io {
         /// The input's name (`-` for standard input).

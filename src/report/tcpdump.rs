@@ -682,12 +682,14 @@ impl TcpdumpPrinter {
                             let _ = write!(self.buf, " [bad length {olen}]");
                         }
                         let ptr = usize::from(o[2]).wrapping_sub(1);
-                        if ptr < 3 || (ptr + 1) & 3 != 0 || ptr > olen + 1 {
+                        // A pointer byte of 0 makes ptr wrap, as tcpdump's u_int does.
+                        if ptr < 3 || ptr.wrapping_add(1) & 3 != 0 || ptr > olen + 1 {
                             let _ = write!(self.buf, " [bad ptr {}]", o[2]);
                         }
                         let mut l = 3;
                         while l < olen {
-                            let Ok(a) = bytes::<4>(o, l) else {
+                            // tcpdump checks the captured packet here, not the option's end.
+                            let Ok(a) = bytes::<4>(ip, cp + l) else {
                                 return Ok(Err(()));
                             };
                             self.buf.push(b' ');
@@ -709,7 +711,7 @@ impl TcpdumpPrinter {
                         }
                     }
                 }
-                68 if self.ip_ts(o)?.is_err() => {
+                68 if self.ip_ts(ip.get(cp..).unwrap_or(o), olen)?.is_err() => {
                     return Ok(Err(()));
                 }
                 _ => {}
@@ -720,16 +722,18 @@ impl TcpdumpPrinter {
         Ok(Ok(()))
     }
 
-    /// `ip_printts`.
-    fn ip_ts(&mut self, o: &[u8]) -> Result<Result<(), ()>, Trunc> {
-        let length = o.len();
+    /// `ip_printts`; `o` runs from the option to the end of the captured packet, which is what
+    /// tcpdump bounds its reads by (an option whose length is no multiple of the entry size is
+    /// read past its end).
+    fn ip_ts(&mut self, o: &[u8], length: usize) -> Result<Result<(), ()>, Trunc> {
         if length < 4 {
             let _ = write!(self.buf, "[bad length {length}]");
             return Ok(Ok(()));
         }
         self.buf.extend_from_slice(b" TS{");
         let flag = o[3] & 0xf;
-        let hoplen = if flag != 1 { 8 } else { 4 };
+        // Timestamps only (flag 0) are 4 bytes each; with addresses (1, 3) 8.
+        let hoplen = if flag != 0 { 8 } else { 4 };
         if (length - 4) & (hoplen - 1) != 0 {
             let _ = write!(self.buf, "[bad length {length}]");
         }
@@ -802,7 +806,8 @@ impl TcpdumpPrinter {
             }
             l
         } else {
-            length + 40
+            // tcpdump's u_int arithmetic: a wire length near 2^32 wraps (and is then cut short).
+            length.wrapping_add(40)
         };
         let mut nh = b[6];
         if self.fmt.verbose > 0 {
@@ -939,7 +944,8 @@ impl TcpdumpPrinter {
                 }
                 6 => {
                     if found_jumbo {
-                        len = payload_len + 40;
+                        // A jumbo length near 2^32 wraps, as tcpdump's u_int does.
+                        len = payload_len.wrapping_add(40);
                         if len < total_advance {
                             return Err(Trunc);
                         }
@@ -958,6 +964,9 @@ impl TcpdumpPrinter {
                     let tcp = if found_jumbo {
                         b.get(cp..(payload_len as usize + 40).max(cp))
                             .unwrap_or(tcp)
+                    } else if payload_len == 0 {
+                        // tcpdump cuts the snapshot at the IPv6 header: no TCP byte is left.
+                        &[]
                     } else {
                         tcp
                     };
