@@ -143,10 +143,21 @@ fn is_vlan_tpid(t: u16) -> bool {
 }
 
 fn ethernet(data: &[u8]) -> Result<(LinkView<'_>, usize, NetType), LinkError> {
-    let mut t = be16(data, 12).ok_or(LinkError::Malformed)?;
-    let mut off = ETHER_HDRLEN;
-    let mut view = LinkView::new(Linktype::ETHERNET, &[], 0);
-    while is_vlan_tpid(t) {
+    let t = be16(data, 12).ok_or(LinkError::Malformed)?;
+    let view = LinkView::new(Linktype::ETHERNET, &[], 0);
+    vlan_stack(data, view, ETHER_HDRLEN, t, is_vlan_tpid)
+}
+
+/// Walks the VLAN tags from `off` while `is_tag(ether type)`, then finishes the view (its header
+/// runs to the end of the last tag).
+fn vlan_stack<'a>(
+    data: &'a [u8],
+    mut view: LinkView<'a>,
+    mut off: usize,
+    mut t: u16,
+    is_tag: fn(u16) -> bool,
+) -> Result<(LinkView<'a>, usize, NetType), LinkError> {
+    while is_tag(t) {
         let n = usize::from(view.nvlan);
         if n == MAX_VLAN {
             return Err(LinkError::Malformed);
@@ -170,23 +181,8 @@ fn sll(
     proto_at: usize,
 ) -> Result<(LinkView<'_>, usize, NetType), LinkError> {
     let header = data.get(..hdrlen).ok_or(LinkError::Malformed)?;
-    let mut t = be16(header, proto_at).ok_or(LinkError::Malformed)?;
-    let mut off = hdrlen;
-    let mut view = LinkView::new(linktype, header, 0);
+    let t = be16(header, proto_at).ok_or(LinkError::Malformed)?;
+    let view = LinkView::new(linktype, header, 0);
     // tcpdump's SLL printers follow 802.1Q tags only (not 802.1ad).
-    while t == ETHERTYPE_8021Q {
-        let n = usize::from(view.nvlan);
-        if n == MAX_VLAN {
-            return Err(LinkError::Malformed);
-        }
-        let tci = be16(data, off).ok_or(LinkError::Malformed)?;
-        let inner = be16(data, off + 2).ok_or(LinkError::Malformed)?;
-        view.vlans[n] = VlanTag { tpid: t, tci };
-        view.nvlan += 1;
-        t = inner;
-        off += 4;
-    }
-    view.header = data.get(..off).ok_or(LinkError::Malformed)?;
-    view.ethertype = u32::from(t);
-    Ok((view, off, ether_net(t)))
+    vlan_stack(data, view, hdrlen, t, |t| t == ETHERTYPE_8021Q)
 }
