@@ -7,7 +7,7 @@
 
 use crate::detect::{Figures, Finding};
 use crate::report::ndjson::Rfc3339;
-use comfy_table::{ContentArrangement, Table, presets};
+use crate::report::table::new_table;
 use std::io::{self, Write};
 
 /// The key figures of a finding, short.
@@ -60,15 +60,7 @@ pub fn write_table(
     if findings.is_empty() {
         return writeln!(out, "no findings");
     }
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED);
-    if let Some(w) = width {
-        t.force_no_tty();
-        t.set_width(w);
-        t.set_content_arrangement(ContentArrangement::Disabled);
-    } else {
-        t.set_content_arrangement(ContentArrangement::Dynamic);
-    }
+    let mut t = new_table(width);
     t.set_header(vec![
         "kind",
         "subject",

@@ -5,7 +5,8 @@
 //! listed or not, goes into running totals printed as a second table. `--json` / `--ndjson`
 //! give every connection.
 
-use crate::analysis::{CloseKind, ConnSummary, Handshake, TcpState};
+use crate::analysis::state::ALL_STATES;
+use crate::analysis::{CloseKind, ConnSummary, Handshake};
 use crate::report::annotate::Dur;
 use comfy_table::{ContentArrangement, Table, presets};
 use std::collections::BinaryHeap;
@@ -51,19 +52,6 @@ const CLOSES: [CloseKind; 6] = [
     CloseKind::Reset,
     CloseKind::None,
 ];
-const STATES: [TcpState; 11] = [
-    TcpState::Closed,
-    TcpState::Listen,
-    TcpState::SynSent,
-    TcpState::SynReceived,
-    TcpState::Established,
-    TcpState::FinWait1,
-    TcpState::FinWait2,
-    TcpState::CloseWait,
-    TcpState::Closing,
-    TcpState::LastAck,
-    TcpState::TimeWait,
-];
 const TIME_WAIT_ON: [&str; 3] = ["client", "server", "both"];
 
 fn pos<T: PartialEq>(all: &[T], x: &T) -> usize {
@@ -75,8 +63,8 @@ impl Totals {
         self.connections += 1;
         self.handshake[pos(&HANDSHAKES, &c.handshake)] += 1;
         self.close[pos(&CLOSES, &c.close)] += 1;
-        self.client_state[pos(&STATES, &c.client_state)] += 1;
-        self.server_state[pos(&STATES, &c.server_state)] += 1;
+        self.client_state[pos(&ALL_STATES, &c.client_state)] += 1;
+        self.server_state[pos(&ALL_STATES, &c.server_state)] += 1;
         match self.zeek.iter_mut().find(|(n, _)| *n == c.zeek_conn_state) {
             Some(e) => e.1 += 1,
             None => self.zeek.push((c.zeek_conn_state, 1)),
@@ -149,7 +137,8 @@ fn ms(ns: Option<i64>) -> String {
     ns.map_or_else(|| "-".into(), |v| Dur(v).to_string())
 }
 
-fn new_table(width: Option<u16>) -> Table {
+/// A table in the project's style: whole rows in files and pipes, fitted to a terminal.
+pub(crate) fn new_table(width: Option<u16>) -> Table {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED);
     if let Some(w) = width {
@@ -291,11 +280,11 @@ impl ConnTable {
             ),
             (
                 "client final state",
-                counts(STATES.iter().map(|x| x.as_str()).zip(s.client_state)),
+                counts(ALL_STATES.iter().map(|x| x.as_str()).zip(s.client_state)),
             ),
             (
                 "server final state",
-                counts(STATES.iter().map(|x| x.as_str()).zip(s.server_state)),
+                counts(ALL_STATES.iter().map(|x| x.as_str()).zip(s.server_state)),
             ),
             ("zeek conn_state", counts(s.zeek.iter().copied())),
             (
@@ -356,7 +345,7 @@ impl ConnTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{EndReason, Initiator, Side, SideCounts};
+    use crate::analysis::{EndReason, Initiator, Side, SideCounts, TcpState};
     use crate::capture::Timestamp;
 
     fn conn(id: u64, handshake: Handshake) -> ConnSummary {
