@@ -188,3 +188,60 @@ fn sigterm_stops_cleanly_with_table_and_complete_file() {
     let lines = |s: &str| s.lines().filter(|l| l.contains(" > ")).count();
     assert_eq!(lines(&back), lines(&out), "-w file:\n{back}\nlive:\n{out}");
 }
+
+#[test]
+fn live_ndjson_streams_the_same_records_as_read() {
+    if !is_root() {
+        eprintln!("skipped live_ndjson_streams_the_same_records_as_read: needs root");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("live.pcap");
+    let written = written.to_str().unwrap();
+    let (code, live_out) = capture_around(
+        &[
+            "live",
+            "-i",
+            "lo",
+            "--ndjson",
+            "--duration",
+            "3",
+            "-w",
+            written,
+            "tcp",
+            "port",
+            &port,
+        ],
+        || exchange(listener),
+    );
+    assert_eq!(code, 0);
+    let records: Vec<serde_json::Value> = live_out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let of = |t: &str| records.iter().filter(|r| r["type"] == t).count();
+    assert!(of("packet") >= 7, "{live_out}");
+    assert_eq!(of("connection"), 1, "{live_out}");
+    assert_eq!(of("summary"), 1, "{live_out}");
+    let conn = records.iter().find(|r| r["type"] == "connection").unwrap();
+    assert_eq!(conn["handshake"], "complete");
+    assert_eq!(conn["server"], format!("127.0.0.1:{port}"));
+    // The same packets and connection from the -w file (the summary's inputs differ).
+    let back = Command::new(env!("CARGO_BIN_EXE_tcplens"))
+        .args(["read", written, "--ndjson"])
+        .output()
+        .unwrap();
+    let back: Vec<serde_json::Value> = String::from_utf8_lossy(&back.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pick = |v: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        v.iter()
+            .filter(|r| r["type"] == "packet" || r["type"] == "connection")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(pick(&records), pick(&back));
+}
