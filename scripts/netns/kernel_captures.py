@@ -813,7 +813,7 @@ def _simultaneous_open(ctx, attempts):
             time.sleep(0.1)
             ctx.ev("client", "close")
             c.close()
-            n, _ = recv_all(s, ctx, "server")
+            recv_all(s, ctx, "server")
             time.sleep(0.1)
             ctx.ev("server", "close")
             s.close()
