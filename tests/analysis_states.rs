@@ -411,6 +411,192 @@ mod syn_received {
     }
 }
 
+/// RFC 9293 §3.5, Figure 7: both sides send a SYN; each goes SYN-SENT → SYN-RECEIVED on the
+/// other's SYN and answers with a SYN-ACK repeating its own ISN; each goes ESTABLISHED when
+/// its SYN is acknowledged. The client stays the sender of the first SYN.
+mod simultaneous_open {
+    use super::*;
+
+    fn syn(from: Segment) -> Segment {
+        Segment {
+            flags: TcpFlags(S),
+            ..from
+        }
+    }
+    /// Client SYN-ACK: seq is its ISN again, ack the server's ISN + 1.
+    fn client_synack() -> Segment {
+        Segment {
+            flags: TcpFlags(S | A),
+            ack: sseq(1),
+            ..c2s()
+        }
+    }
+    fn server_synack() -> Segment {
+        Segment {
+            flags: TcpFlags(S | A),
+            ack: cseq(1),
+            ..s2c()
+        }
+    }
+
+    #[test]
+    fn figure_7_crossing_syns() {
+        let mut n = Net::new();
+        // 2. A: SYN-SENT --> <SEQ=100><CTL=SYN>
+        let p1 = n.send(0, syn(c2s()));
+        has(&p1, Kind::HandshakeSyn);
+        states(&p1, SynSent, Closed);
+        // 3. B sends its own SYN before A's arrives: B is in SYN-SENT too.
+        let p2 = n.send(1, syn(s2c()));
+        has(&p2, Kind::SimultaneousOpen);
+        lacks(&p2, Kind::HandshakeSyn);
+        assert_eq!(p2.open_step, Some(2));
+        states(&p2, SynSent, SynSent);
+        let t = p2.transitions().next().unwrap();
+        assert_eq!((t.side, t.from, t.to), (Side::Server, Closed, SynSent));
+        // 5. A got B's SYN: SYN-RECEIVED, <SEQ=100><ACK=301><CTL=SYN,ACK>.
+        let p3 = n.send(2, client_synack());
+        has(&p3, Kind::SimultaneousOpen);
+        lacks(&p3, Kind::SynackRetransmission);
+        lacks(&p3, Kind::HandshakeSynack);
+        lacks(&p3, Kind::BadHandshakeAck);
+        assert_eq!(p3.open_step, Some(3));
+        assert_eq!(p3.attempt, None);
+        states(&p3, SynReceived, SynSent);
+        assert_eq!(p3.rtt_ns, Some(2 * MS), "B's SYN → A's SYN-ACK");
+        // Wireshark: a SYN-ACK whose seq (the ISN again) is below nextseq is a retransmission.
+        has(&p3, Kind::Retransmission);
+        // 6./7. B's SYN-ACK: B had A's SYN (SYN-RECEIVED) and A's SYN-ACK was sent before,
+        // so B is ESTABLISHED; it acknowledges A's SYN, so A is ESTABLISHED.
+        let p4 = n.send(3, server_synack());
+        has(&p4, Kind::SimultaneousOpen);
+        lacks(&p4, Kind::SynackRetransmission);
+        assert_eq!(p4.open_step, Some(4));
+        states(&p4, Established, Established);
+        let ts: Vec<_> = p4.transitions().map(|t| (t.side, t.from, t.to)).collect();
+        assert_eq!(
+            ts,
+            [
+                (Side::Server, SynSent, SynReceived),
+                (Side::Client, SynReceived, Established),
+                (Side::Server, SynReceived, Established),
+            ]
+        );
+        assert_eq!(p4.rtt_ns, Some(3 * MS));
+        // Data flows; no more transitions.
+        let p5 = n.send(
+            1,
+            Segment {
+                flags: TcpFlags(A | P),
+                seq: cseq(1),
+                ack: sseq(1),
+                payload_len: 10,
+                ..c2s()
+            },
+        );
+        assert_eq!(p5.transitions().count(), 0);
+        lacks(&p5, Kind::HandshakeAck);
+        let c = n.finish();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c[0].client.port(),
+            CPORT,
+            "the first SYN's sender is the client"
+        );
+        assert_eq!(c[0].handshake, Handshake::Complete);
+        assert_eq!(
+            (c[0].client_state, c[0].server_state),
+            (Established, Established)
+        );
+        assert_eq!(
+            (c[0].syn_retransmissions, c[0].synack_retransmissions),
+            (0, 0)
+        );
+        assert_eq!(c[0].client_counts.retransmissions, 0);
+        // Zeek: a responder SYN without ACK establishes both ends; SYN-ACKs repeating the SYN's
+        // seq add no letter (notes/peers.md §5.2).
+        assert_eq!(
+            (c[0].zeek_conn_state, c[0].zeek_history.as_str()),
+            ("S1", "SsD")
+        );
+    }
+
+    #[test]
+    fn second_synack_may_come_from_the_client() {
+        // Seen from a point in the middle both SYN-ACKs cross too; either may come first.
+        let mut n = Net::new();
+        n.send(0, syn(c2s()));
+        n.send(1, syn(s2c()));
+        let p3 = n.send(1, server_synack());
+        states(&p3, SynSent, SynReceived);
+        let p4 = n.send(1, client_synack());
+        states(&p4, Established, Established);
+        has(&p4, Kind::SimultaneousOpen);
+        assert_eq!(n.finish()[0].handshake, Handshake::Complete);
+    }
+
+    #[test]
+    fn split_handshake_syn_syn_synack_ack() {
+        // Suricata's "4whs": the server answers the SYN with a bare SYN, the client (SYN-SENT
+        // gets a SYN: SYN-RECEIVED) sends a SYN-ACK, the server (SYN-SENT gets an ACK of its
+        // SYN: ESTABLISHED, RFC 9293 §3.10.7.3) ACKs it, which opens the client.
+        let mut n = Net::new();
+        n.send(0, syn(c2s()));
+        let p2 = n.send(1, syn(s2c()));
+        has(&p2, Kind::SimultaneousOpen);
+        let p3 = n.send(1, client_synack());
+        states(&p3, SynReceived, SynSent);
+        let p4 = n.send(
+            1,
+            Segment {
+                flags: TcpFlags(A),
+                seq: sseq(1),
+                ack: cseq(1),
+                ..s2c()
+            },
+        );
+        has(&p4, Kind::SplitHandshake);
+        lacks(&p4, Kind::HandshakeAck);
+        lacks(&p4, Kind::BadHandshakeAck);
+        assert_eq!(p4.open_step, Some(4));
+        states(&p4, Established, Established);
+        assert_eq!(p4.rtt_ns, Some(MS));
+        let c = n.finish();
+        assert_eq!(c[0].handshake, Handshake::Complete);
+        assert_eq!(c[0].client.port(), CPORT);
+    }
+
+    #[test]
+    fn resent_synack_is_a_synack_retransmission() {
+        let mut n = Net::new();
+        n.send(0, syn(c2s()));
+        n.send(1, syn(s2c()));
+        n.send(1, client_synack());
+        let p4 = n.send(200, client_synack());
+        has(&p4, Kind::SynackRetransmission);
+        lacks(&p4, Kind::SimultaneousOpen);
+        assert_eq!(
+            p4.attempt,
+            Some((2, 200 * MS)),
+            "the second SYN-ACK, not the third SYN"
+        );
+        states(&p4, SynReceived, SynSent);
+        let c = n.finish();
+        assert_eq!(c[0].synack_retransmissions, 1);
+        assert_eq!(c[0].syn_retransmissions, 0);
+        assert_eq!(c[0].handshake, Handshake::Incomplete);
+    }
+
+    #[test]
+    fn server_syn_after_its_synack_is_not_a_simultaneous_open() {
+        let mut n = Net::new();
+        n.send(0, syn(c2s()));
+        n.send(1, server_synack());
+        let p3 = n.send(1, syn(s2c()));
+        lacks(&p3, Kind::SimultaneousOpen);
+    }
+}
+
 mod established {
     use super::*;
 

@@ -755,6 +755,85 @@ def _simultaneous(ctx, attempts, tried):
     return {"_sim_attempts": tried}
 
 
+def sc_simultaneous_open(ctx, attempts=5, relay_delay=0.02):
+    """RFC 9293 Figure 7: both sockets bound to fixed ports connect() to each other, released
+    by one barrier; across the delay relay both SYNs cross. Repeated on fresh ports (bounded)
+    until the capture shows both bare SYNs; then a request/response and a client-first close."""
+    relay = FrameRelay(relay_delay)
+    try:
+        res = _simultaneous_open(ctx, attempts)
+    finally:
+        relay.stop()
+    res["relay"] = {"relay_frames": relay.relayed, "relay_delay_s": relay_delay}
+    return res
+
+
+def _simultaneous_open(ctx, attempts):
+    tried = []
+    for attempt in range(attempts):
+        cport, sport = ctx.cport + attempt, ctx.sport + attempt
+        cli, srv = fmt_ep(ctx.cip, cport), fmt_ep(ctx.sip, sport)
+        c = ctx.client_sock(cport=cport)
+        with InNs(NS_SRV):
+            s = socket.socket(ctx.fam, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ctx.sip, sport))
+        s.settimeout(APP_TIMEOUT)
+        bar = threading.Barrier(2, timeout=APP_TIMEOUT)
+        result = {}
+
+        def srv_connect():
+            bar.wait()
+            try:
+                s.connect((ctx.cip, cport))
+                result["server"] = None
+            except OSError as e:
+                result["server"] = errname(e)
+            ctx.ev("server", "connect_result", error=result["server"])
+
+        st = thread(srv_connect)
+        bar.wait()
+        try:
+            c.connect((ctx.sip, sport))
+            result["client"] = None
+        except OSError as e:
+            result["client"] = errname(e)
+        ctx.ev("client", "connect_result", error=result["client"])
+        join(st)
+        ctx.cli, ctx.srv = cli, srv
+        snap = ctx.snap("attempt %d: both connect() returned" % attempt)
+        states = {"client": ctx.state_of(snap, "client"), "server": ctx.state_of(snap, "server")}
+        ok = result["client"] is None and result["server"] is None
+        if ok:
+            c.sendall(b"ping")
+            req = s.recv(100)
+            s.sendall(b"pong:" + req)
+            got = c.recv(100)
+            ctx.ev("client", "recv", bytes=len(got))
+            time.sleep(0.1)
+            ctx.ev("client", "close")
+            c.close()
+            recv_all(s, ctx, "server")
+            time.sleep(0.1)
+            ctx.ev("server", "close")
+            s.close()
+        else:
+            c.close()
+            s.close()
+        time.sleep(0.3)
+        # tcpdump writes packet by packet (-U): read what it has so far.
+        pkts = [p for p in tcpdump_read(ctx.cap_path) if p["tcp"] and cli in (p["src"], p["dst"])]
+        syns = {p["src"] for p in pkts if p["flags"] == "S"}
+        crossed = syns == {cli, srv}
+        tried.append({"attempt": attempt, "client": cli, "server": srv,
+                      "client_connect_error": result["client"],
+                      "server_connect_error": result["server"],
+                      "states_after_connect": states, "syns_crossed": crossed})
+        if ok and crossed:
+            break
+    return {"_open_attempts": tried}
+
+
 def sc_refused(ctx):
     s = ctx.client_sock()
     err = None
@@ -1025,6 +1104,8 @@ scenario("simultaneous_close_delay_v4", sc_simultaneous, "Simultaneous close acr
 scenario("three_packet_close_v4", sc_three_packet_close, "Client closes; server closes immediately on EOF so its FIN piggybacks the delayed ACK (FIN, FIN-ACK, ACK). Several connections on consecutive ports; the chosen one is in the truth file.")
 scenario("half_close_v4", sc_half_close, "Client sends a request then shutdown(SHUT_WR); server sends three chunks 100 ms apart into the half-closed connection, then closes.")
 scenario("near_simultaneous_close_v4", sc_simultaneous, "Both sides call shutdown(SHUT_WR) released by one barrier on a zero-latency veth, repeated on fresh ports (at most 10) until both sides end in TIME_WAIT. On this machine the FINs never crossed: the second shutdown always ran after the first FIN had been delivered, so this is an ordinary close with a FIN gap of tens of microseconds (see details.attempts). The truly simultaneous close is simultaneous_close_delay_v4.", attempts=10)
+scenario("simultaneous_open_v4", sc_simultaneous_open, "RFC 9293 simultaneous open (Figure 7) across a 20 ms (each way) userspace L2 relay in tl-rtr: the client (10.231.3.1:40001) and the server (10.231.3.2:5001) bind fixed ports and connect() to each other, released by one barrier, so both SYNs cross; each answers the other's SYN with a SYN-ACK carrying its own ISN again. Then ping/pong and a client-first close. Captured on the client veth; retried on fresh ports (at most 5) until the capture shows both bare SYNs (see details.attempts).",
+         routed="relay", topo_kw={"ipv6": False})
 scenario("refused_v4", sc_refused, "Connect to a port with no listener: SYN answered by RST-ACK, ECONNREFUSED.")
 scenario("refused_v6", sc_refused, "IPv6 variant of refused.", fam=V6)
 scenario("linger_abort_v4", sc_linger_abort, "Client sets SO_LINGER {1,0} and closes: RST instead of FIN; server read gets ECONNRESET.")
@@ -1093,6 +1174,7 @@ def _do_scenario(sc, outdir):
         ifaces = sc["cap_ifaces"] or [sc["cap_if"]]
         caps = [Capture(sc["cap_ns"], ifaces, path, filt=sc["filt"], linktype=sc["linktype"],
                         tool=sc["tool"], extra=sc["extra"])]
+        ctx.cap_path = path
         side_path = None
         if sc["also_srv"]:
             side_path = os.path.join(outdir, "%s.client.pcap" % name)
@@ -1160,6 +1242,20 @@ def build_truth(sc, ctx, res, path, side_path, before, after, router_rules, outd
         select_conn(path, cli, srv, outdir, name, sc["ext"])
         res["attempts"] = tried
         res["simultaneous_close_achieved"] = bool(good)
+        ctx.snap("final (chosen connection)")
+    if "_open_attempts" in res:
+        tried = res.pop("_open_attempts")
+        good = [t for t in tried if t["syns_crossed"] and not t["client_connect_error"]
+                and not t["server_connect_error"]]
+        chosen = good[0] if good else tried[-1]
+        cli, srv = chosen["client"], chosen["server"]
+        ctx.cli, ctx.srv = cli, srv
+        select_conn(path, cli, srv, outdir, name, sc["ext"])
+        res["attempts"] = tried
+        res["simultaneous_open_achieved"] = bool(good)
+        res["client_connect_error"] = chosen["client_connect_error"]
+        res["server_connect_error"] = chosen["server_connect_error"]
+        res["states_after_connect"] = chosen["states_after_connect"]
         ctx.snap("final (chosen connection)")
     if "_attempts" in res:
         atts = res.pop("_attempts")

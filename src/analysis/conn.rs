@@ -34,6 +34,8 @@ struct Half {
     isn: Option<SeqNumber>,
     /// SYNs (or SYN-ACKs) sent, and when the last one was.
     syn_tries: u32,
+    /// SYN-ACKs sent (a side of a simultaneous open sends a SYN, then a SYN-ACK).
+    synacks: u32,
     last_syn_ts: Timestamp,
     /// Window scale offered on the SYN: None = no SYN seen, Some(None) = no option.
     wscale: Option<Option<u8>>,
@@ -89,6 +91,10 @@ pub struct Conn {
     ack_seen: bool,
     refused: bool,
     syn_since_synack: bool,
+    /// The server sent its own SYN while the client's was unanswered (RFC 9293 Figure 7).
+    simultaneous: bool,
+    syn_rtx: u32,
+    synack_rtx: u32,
     mru_syn_ts: Option<Timestamp>,
     irtt_ns: Option<i64>,
     syn_synack_ns: Option<i64>,
@@ -163,6 +169,9 @@ impl Conn {
             ack_seen: false,
             refused: false,
             syn_since_synack: false,
+            simultaneous: false,
+            syn_rtx: 0,
+            synack_rtx: 0,
             mru_syn_ts: None,
             irtt_ns: None,
             syn_synack_ns: None,
@@ -294,7 +303,11 @@ impl Conn {
         f.counts.packets += 1;
         f.counts.bytes += u64::from(seg.payload_len);
         let k = &info.kinds;
-        if k.contains(Kind::Retransmission) || k.contains(Kind::OutOfOrder) {
+        // tshark's retransmission on a simultaneous opener's SYN-ACK (its SYN's seq again) is
+        // the first SYN-ACK to the kernel, which does not count it.
+        if (k.contains(Kind::Retransmission) || k.contains(Kind::OutOfOrder))
+            && !k.contains(Kind::SimultaneousOpen)
+        {
             f.counts.retransmissions += 1;
         }
         if k.contains(Kind::DuplicateAck) {
@@ -498,7 +511,14 @@ impl Conn {
                 && let Some(isn) = r.isn
             {
                 if ack == isn.plus(1) {
-                    info.kinds.push(Kind::HandshakeAck);
+                    if self.simultaneous {
+                        // SYN, SYN, SYN-ACK and now a plain ACK of that SYN-ACK: its sender
+                        // (in SYN_SENT, RFC 9293 §3.10.7.3) and the SYN-ACK's sender are open.
+                        info.kinds.push(Kind::SplitHandshake);
+                        info.open_step = Some(4);
+                    } else {
+                        info.kinds.push(Kind::HandshakeAck);
+                    }
                     if f.isn.is_some_and(|i| seq != i.plus(1)) {
                         info.kinds.push(Kind::BadHandshakeAck);
                     }
@@ -619,11 +639,20 @@ impl Conn {
         let seq = SeqNumber(seg.seq);
         let ack = SeqNumber(seg.ack);
         let retry = f.syn_tries > 0 && f.isn == Some(seq);
-        if retry {
-            info.attempt = Some((f.syn_tries + 1, ns_between(f.last_syn_ts, now)));
+        // A side's first SYN-ACK after its own SYN is no retransmission: simultaneous open.
+        let simultaneous_synack = fl.ack() && self.simultaneous && f.synacks == 0;
+        if retry && !simultaneous_synack {
+            // Tries of this kind (SYN or SYN-ACK): a simultaneous opener sends both.
+            let sent = if fl.ack() {
+                f.synacks
+            } else {
+                f.syn_tries - f.synacks
+            };
+            info.attempt = Some((sent + 1, ns_between(f.last_syn_ts, now)));
         }
         if !fl.ack() {
             if retry {
+                self.syn_rtx += 1;
                 info.kinds.push(Kind::SynRetransmission);
                 info.lost_hint = Some(if self.synack_seen {
                     LostHint::SynAckLostAfterTap
@@ -631,6 +660,18 @@ impl Conn {
                     LostHint::NoAnswerSeen
                 });
                 self.syn_since_synack = true;
+            } else if f.syn_tries == 0
+                && r.state == TcpState::SynSent
+                && r.isn.is_some()
+                && !self.synack_seen
+            {
+                // The peer's SYN is unanswered and this side sends its own SYN instead of a
+                // SYN-ACK: both are opening (RFC 9293 §3.5, Figure 7), or a split handshake.
+                info.kinds.push(Kind::SimultaneousOpen);
+                info.open_step = Some(2);
+                f.isn = Some(seq);
+                self.simultaneous = true;
+                set_state(f, from, TcpState::SynSent, info);
             } else {
                 info.kinds.push(Kind::HandshakeSyn);
                 f.isn = Some(seq);
@@ -641,7 +682,10 @@ impl Conn {
                 info.kinds.push(Kind::SynWithData);
             }
         } else {
-            if retry {
+            if simultaneous_synack {
+                self.simultaneous_synack(from, f, r, seg, info);
+            } else if retry {
+                self.synack_rtx += 1;
                 info.kinds.push(Kind::SynackRetransmission);
                 info.lost_hint = Some(if self.ack_seen {
                     LostHint::FinalAckLostAfterTap
@@ -674,9 +718,54 @@ impl Conn {
                 set_state(f, from, TcpState::SynReceived, info);
             }
             self.syn_since_synack = false;
+            f.synacks += 1;
         }
         f.syn_tries += 1;
         f.last_syn_ts = now;
+    }
+
+    /// A side's SYN-ACK in a simultaneous open: it got the peer's SYN (→ SYN_RECEIVED). The
+    /// second of the two also shows that its sender has the first (sent earlier, delivered in
+    /// order), and its ACK opens the first's sender: both are ESTABLISHED.
+    fn simultaneous_synack(
+        &mut self,
+        from: Side,
+        f: &mut Half,
+        r: &mut Half,
+        seg: &Segment,
+        info: &mut PacketInfo,
+    ) {
+        let now = seg.ts;
+        let acks_peer = r.isn.is_some_and(|i| SeqNumber(seg.ack) == i.plus(1));
+        info.kinds.push(Kind::SimultaneousOpen);
+        if !acks_peer {
+            info.kinds.push(Kind::BadHandshakeAck);
+        }
+        if f.isn.is_some_and(|i| i != SeqNumber(seg.seq)) {
+            // A SYN-ACK must repeat the sender's SYN (same ISN).
+            info.kinds.push(Kind::BadHandshakeAck);
+        }
+        set_state(f, from, TcpState::SynReceived, info);
+        if r.synacks == 0 {
+            info.open_step = Some(3);
+            let rtt = ns_between(r.last_syn_ts, now);
+            self.syn_synack_ns = Some(rtt);
+            info.rtt_ns = Some(rtt);
+            self.synack_seen = true;
+            self.synack_ts = now;
+            return;
+        }
+        info.open_step = Some(4);
+        if acks_peer && r.state == TcpState::SynReceived {
+            set_state(r, from.peer(), TcpState::Established, info);
+        }
+        set_state(f, from, TcpState::Established, info);
+        if !self.ack_seen {
+            self.ack_seen = true;
+            let rtt = ns_between(self.synack_ts, now);
+            self.synack_ack_ns = Some(rtt);
+            info.rtt_ns = Some(rtt);
+        }
     }
 
     fn rst(
@@ -789,8 +878,8 @@ impl Conn {
             handshake,
             syn_synack_ns: self.syn_synack_ns,
             synack_ack_ns: self.synack_ack_ns,
-            syn_retransmissions: c.syn_tries.saturating_sub(1),
-            synack_retransmissions: s.syn_tries.saturating_sub(1),
+            syn_retransmissions: self.syn_rtx,
+            synack_retransmissions: self.synack_rtx,
             client_counts: c.counts,
             server_counts: s.counts,
             close: self.close,

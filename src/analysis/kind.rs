@@ -12,6 +12,12 @@ pub enum Kind {
     HandshakeSynack,
     /// Handshake step 3: the client's ACK of the SYN-ACK.
     HandshakeAck,
+    /// Simultaneous open (RFC 9293 §3.5, Figure 7): the server's own SYN sent while the
+    /// client's SYN is unanswered, and the SYN-ACK each side then sends.
+    SimultaneousOpen,
+    /// Split handshake (SYN, SYN, SYN-ACK, ACK): after a simultaneous-open start, the ACK of
+    /// the one SYN-ACK that completes the open.
+    SplitHandshake,
     /// The client sent its SYN again (same ISN).
     SynRetransmission,
     /// The server sent its SYN-ACK again.
@@ -67,10 +73,12 @@ pub enum Kind {
 }
 
 /// Every kind, in the order used for counts.
-pub const ALL_KINDS: [Kind; 29] = [
+pub const ALL_KINDS: [Kind; 31] = [
     Kind::HandshakeSyn,
     Kind::HandshakeSynack,
     Kind::HandshakeAck,
+    Kind::SimultaneousOpen,
+    Kind::SplitHandshake,
     Kind::SynRetransmission,
     Kind::SynackRetransmission,
     Kind::Refused,
@@ -106,6 +114,8 @@ impl Kind {
             Kind::HandshakeSyn => "handshake_syn",
             Kind::HandshakeSynack => "handshake_synack",
             Kind::HandshakeAck => "handshake_ack",
+            Kind::SimultaneousOpen => "simultaneous_open",
+            Kind::SplitHandshake => "split_handshake",
             Kind::SynRetransmission => "syn_retransmission",
             Kind::SynackRetransmission => "synack_retransmission",
             Kind::Refused => "refused",

@@ -59,7 +59,8 @@ pub const NS_PER_SEC: i64 = 1_000_000_000;
 /// How the handshake went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Handshake {
-    /// SYN, SYN-ACK and the final ACK were all seen.
+    /// SYN, SYN-ACK and the final ACK were all seen (or a simultaneous open or split
+    /// handshake finished: both SYNs and what acknowledges them).
     Complete,
     /// The server answered the SYN with a RST.
     Refused,
@@ -267,6 +268,8 @@ pub struct PacketInfo {
     pub lost_hint: Option<LostHint>,
     /// Handshake timing in ns: SYN→SYN-ACK on the SYN-ACK, SYN-ACK→ACK on the final ACK.
     pub rtt_ns: Option<i64>,
+    /// Step of a simultaneous open or split handshake (2, 3 or 4 of 4).
+    pub open_step: Option<u8>,
     /// Close step: (number, total) with total 0 when not yet known (the first FIN).
     pub close_step: Option<(u8, u8)>,
     /// This FIN crossed the peer's unacknowledged FIN: a simultaneous close.
@@ -361,9 +364,9 @@ pub struct ConnSummary {
     pub syn_synack_ns: Option<i64>,
     /// SYN-ACK→ACK time (ns).
     pub synack_ack_ns: Option<i64>,
-    /// SYN retransmissions seen.
+    /// SYN retransmissions seen (either side's, after a simultaneous open).
     pub syn_retransmissions: u32,
-    /// SYN-ACK retransmissions seen.
+    /// SYN-ACK retransmissions seen (either side's, after a simultaneous open).
     pub synack_retransmissions: u32,
     /// Client totals.
     pub client_counts: SideCounts,

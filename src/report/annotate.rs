@@ -81,7 +81,49 @@ impl Annotator {
         let peer = who.peer();
         self.buf.push_str("    ↳ ");
         let mut headline = true;
-        if k.contains(Kind::HandshakeSyn) {
+        if k.contains(Kind::SplitHandshake) {
+            self.paint(CYAN);
+            write!(
+                self.buf,
+                "split handshake 4/4: {who} ACKs {peer}'s SYN-ACK instead of sending its own"
+            )?;
+            self.transitions(p)?;
+            if let Some(rtt) = p.rtt_ns {
+                write!(self.buf, " · SYN-ACK→ACK {}", Dur(rtt))?;
+            }
+        } else if k.contains(Kind::SimultaneousOpen) {
+            self.paint(CYAN);
+            match p.open_step {
+                Some(2) => {
+                    write!(
+                        self.buf,
+                        "simultaneous open 2/4: {who} sends its own SYN, not a SYN-ACK"
+                    )?;
+                    self.transitions(p)?;
+                    write!(
+                        self.buf,
+                        " ({peer} {}): both sides are opening, so each must answer the other's SYN",
+                        st(p, peer)
+                    )?;
+                }
+                n => {
+                    let n = n.unwrap_or(3);
+                    write!(
+                        self.buf,
+                        "simultaneous open {n}/4: {who} SYN-ACK of {peer}'s SYN"
+                    )?;
+                    self.transitions(p)?;
+                    if n == 3 {
+                        write!(self.buf, " ({peer} {})", st(p, peer))?;
+                        if let Some(rtt) = p.rtt_ns {
+                            write!(self.buf, " · SYN→SYN-ACK {}", Dur(rtt))?;
+                        }
+                    } else if let Some(rtt) = p.rtt_ns {
+                        write!(self.buf, " · SYN-ACK→SYN-ACK {}", Dur(rtt))?;
+                    }
+                }
+            }
+        } else if k.contains(Kind::HandshakeSyn) {
             self.paint(CYAN);
             write!(self.buf, "handshake 1/3: client {}", st(p, Side::Client))?;
         } else if k.contains(Kind::SynRetransmission) || k.contains(Kind::SynackRetransmission) {
@@ -194,6 +236,10 @@ impl Annotator {
         let mut first = !headline;
         for kind in k.as_slice() {
             let phrase = match kind {
+                // A simultaneous opener's SYN-ACK repeats its SYN's seq.
+                Kind::Retransmission if k.contains(Kind::SimultaneousOpen) => {
+                    "tshark: retransmission (same seq as its SYN)"
+                }
                 Kind::Retransmission
                     if k.contains(Kind::FastRetransmission)
                         || k.contains(Kind::SpuriousRetransmission)
@@ -308,10 +354,41 @@ impl Annotator {
     fn explain_line(&mut self, p: &PacketInfo) -> std::fmt::Result {
         let k = &p.kinds;
         let e = &p.explain;
+        let who = p.from.unwrap_or(Side::Client);
+        let peer = who.peer();
         let start = self.buf.len();
         self.paint(DIM);
         let body = self.buf.len();
-        if k.contains(Kind::HandshakeSyn) {
+        if k.contains(Kind::SplitHandshake) {
+            write!(
+                self.buf,
+                "      = ack {} = {peer} ISN {} + 1: this ACK acknowledges the {peer}'s SYN, whose SYN-ACK acknowledged the {who}'s SYN",
+                e.ack,
+                opt(e.peer_isn)
+            )?;
+            if let Some(own) = e.own_isn {
+                write!(self.buf, "; seq {} = {who} ISN {own} + 1", e.seq)?;
+            }
+        } else if k.contains(Kind::SimultaneousOpen) && p.open_step == Some(2) {
+            write!(
+                self.buf,
+                "      = seq {} is the {who}'s ISN; a SYN without ACK acknowledges nothing, so each side answers the other's SYN with a SYN-ACK (RFC 9293 §3.5, Figure 7)",
+                e.seq
+            )?;
+        } else if k.contains(Kind::SimultaneousOpen) {
+            write!(
+                self.buf,
+                "      = ack {} = {peer} ISN {} + 1: the SYN consumes one sequence number; seq {} is the {who}'s ISN, as on its SYN (so tshark calls this a retransmission)",
+                e.ack,
+                opt(e.peer_isn),
+                e.seq
+            )?;
+            if p.open_step == Some(4) {
+                self.buf.push_str(
+                    "; both sides now have the other's SYN and an ACK of their own: ESTABLISHED",
+                );
+            }
+        } else if k.contains(Kind::HandshakeSyn) {
             write!(
                 self.buf,
                 "      = seq {} is the client's ISN; the SYN consumes one sequence number, so the client's first data byte will be {}",

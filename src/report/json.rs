@@ -341,7 +341,10 @@ impl ConnNotes {
             let slot = match k {
                 Kind::HandshakeSyn => &mut self.syn_packet,
                 Kind::HandshakeSynack => &mut self.synack_packet,
-                Kind::HandshakeAck => &mut self.handshake_ack_packet,
+                Kind::HandshakeAck | Kind::SplitHandshake => &mut self.handshake_ack_packet,
+                // Simultaneous open: the first SYN-ACK, and the second that completes it.
+                Kind::SimultaneousOpen if p.open_step == Some(3) => &mut self.synack_packet,
+                Kind::SimultaneousOpen if p.open_step == Some(4) => &mut self.handshake_ack_packet,
                 Kind::Fin if from == Side::Client => &mut self.client_fin_packet,
                 Kind::Fin => &mut self.server_fin_packet,
                 Kind::Rst => {
