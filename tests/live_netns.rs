@@ -1,6 +1,7 @@
 //! Live capture on a real (non-loopback) interface: a veth pair into a network namespace that the
 //! test creates and removes itself. Runs only as root with `ip` available; elsewhere each test
-//! says it was skipped. Addresses are in 10.232.0.0/16, inside the pair; every wait is bounded.
+//! says it was skipped. Addresses are in 10.233.0.0/16–10.235.0.0/16, one /24 per test and
+//! process (so concurrent runs do not collide), inside the pair; every wait is bounded.
 
 #![cfg(feature = "live")]
 
@@ -30,6 +31,8 @@ fn ip(args: &[&str]) -> bool {
 struct Pair {
     ns: String,
     host_if: String,
+    /// The first three octets of the pair's /24.
+    net: String,
     host_addr: String,
     ns_addr: String,
 }
@@ -40,8 +43,9 @@ impl Pair {
         let p = Pair {
             ns: format!("tlv{tag}-{id}"),
             host_if: format!("tlva{tag}{id}"),
-            host_addr: format!("10.232.{tag}.1"),
-            ns_addr: format!("10.232.{tag}.2"),
+            net: format!("10.{}.{}", 232 + u32::from(tag), id % 250),
+            host_addr: format!("10.{}.{}.1", 232 + u32::from(tag), id % 250),
+            ns_addr: format!("10.{}.{}.2", 232 + u32::from(tag), id % 250),
         };
         let ns_if = format!("tlvb{tag}{id}");
         let ok = ip(&["netns", "add", &p.ns])
@@ -176,7 +180,7 @@ fn veth_capture_annotates_a_whole_connection() {
         eprintln!("skipped veth_capture_annotates_a_whole_connection: cannot create netns/veth");
         return;
     };
-    let (child, _) = start(&["live", "-i", &pair.host_if, "--duration", "3", "tcp"]);
+    let (child, _) = start(&["live", "-i", &pair.host_if, "--duration", "5", "tcp"]);
     exchange(&pair, 5601);
     let (status, out) = finish(child, 20);
     assert_eq!(status, Some(0), "{out}");
@@ -217,9 +221,9 @@ fn interface_going_down_ends_the_capture_with_status_2() {
     );
 }
 
-/// Sends `count` spoofed SYNs to `dst:port` from sources 10.232.3.130–.229 (inside the pair's
-/// own subnet), within about a second.
-fn syn_burst(dst: &str, port: u16, count: u32) {
+/// Sends `count` spoofed SYNs to `dst:port` from sources `net`.130–.229 (inside the pair's own
+/// subnet), within about a second.
+fn syn_burst(net: &str, dst: &str, port: u16, count: u32) {
     let code = format!(
         r#"
 import socket, struct, time
@@ -231,7 +235,7 @@ def csum(b):
 dst = socket.inet_aton("{dst}")
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 for i in range({count}):
-    src = socket.inet_aton("10.232.3.%d" % (130 + i % 100))
+    src = socket.inet_aton("{net}.%d" % (130 + i % 100))
     sport = 20000 + i
     tcp = struct.pack("!HHIIBBHHH", sport, {port}, 1000 + i, 0, 0x50, 0x02, 1024, 0, 0)
     pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
@@ -265,13 +269,13 @@ fn syn_burst_raises_a_syn_flood_finding_live() {
         &pair.ns,
         "route",
         "add",
-        "10.232.3.128/25",
+        &format!("{}.128/25", pair.net),
         "via",
         &pair.host_addr
     ]));
     let mut server = pair.server(5603);
-    let (child, _) = start(&["live", "-i", &pair.host_if, "--duration", "6", "tcp"]);
-    syn_burst(&pair.ns_addr, 5603, 300);
+    let (child, _) = start(&["live", "-i", &pair.host_if, "--duration", "8", "tcp"]);
+    syn_burst(&pair.net, &pair.ns_addr, 5603, 300);
     let (status, out) = finish(child, 30);
     let _ = server.kill();
     let _ = server.wait();
