@@ -162,7 +162,7 @@ for n in $list; do
     f=$(workload "$n")
     outf=$data/bench-out.$$
     trap 'rm -f "$outf"' EXIT
-    bytes=$(stat -c %s "$f")
+    bytes=$(stat -L -c %s "$f")  # -L: the workload may be a symlink
     packets=$("$bin" read "$f" --summary 2>&1 >/dev/null | sed -n 's/^\([0-9][0-9]*\) packets read$/\1/p' | head -1)
     cat "$f" >/dev/null
     names=(cat "${modes[@]}" "${active[@]-}")
@@ -187,20 +187,24 @@ for n in $list; do
     echo
     echo "workload: gen_pcap.py --flows $n --seed 1: ${packets:-?} packets, $((bytes / 1000000)) MB; $runs runs each, interleaved; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| command | wall median (s) | CPU median (s) | packets/s | MB/s | peak RSS (MB) | vs tcpdump (wall) | vs tcpdump (CPU) |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| command | wall median (s) | CPU median (s) | packets/s | MB/s | peak RSS (MB) | vs tcpdump (wall) | vs tcpdump (CPU) | vs tcptrace (CPU) | vs tshark conv (CPU) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     td= tdc=
     if [ -n "${times[tcpdump]-}" ]; then
         td=$(tr ' ' '\n' <<<"${times[tcpdump]}" | grep . | median)
         tdc=$(tr ' ' '\n' <<<"${cpu[tcpdump]}" | grep . | median)
     fi
+    # The analysis modes against the analysing peers, in CPU time.
+    ttc= tsc=
+    [ -n "${cpu[tcptrace]-}" ] && ttc=$(tr ' ' '\n' <<<"${cpu[tcptrace]}" | grep . | median)
+    [ -n "${cpu[tshark-conv]-}" ] && tsc=$(tr ' ' '\n' <<<"${cpu[tshark-conv]}" | grep . | median)
     for name in "${names[@]}"; do
         [ -n "$name" ] || continue
         med=$(tr ' ' '\n' <<<"${times[$name]}" | grep . | median)
         peak=$(tr ' ' '\n' <<<"${rss[$name]}" | grep . | sort -n | tail -1)
         cmed=$(tr ' ' '\n' <<<"${cpu[$name]}" | grep . | median)
         awk -v l="$(label_of "$name")" -v us="$med" -v kb="$peak" -v p="${packets:-0}" -v cpu="$cmed" \
-            -v b="$bytes" -v td="$td" -v tdc="$tdc" -v self="$name" 'BEGIN {
+            -v b="$bytes" -v td="$td" -v tdc="$tdc" -v ttc="$ttc" -v tsc="$tsc" -v self="$name" 'BEGIN {
             s = us / 1e6
             pps = (p > 0) ? sprintf("%.2fM", p / s / 1e6) : "?"
             ratio = (td != "" && self != "tcpdump" && self != "cat") ? sprintf("%.1fx faster", td / us) : ""
@@ -208,7 +212,12 @@ for n in $list; do
             cr = ""
             if (tdc != "" && self != "tcpdump" && self != "cat" && cpu > 0)
                 cr = (tdc >= cpu) ? sprintf("%.1fx less", tdc / cpu) : sprintf("%.1fx more", cpu / tdc)
-            printf "| %s | %.3f | %.2f | %s | %.0f | %.1f | %s | %s |\n", l, s, cpu, pps, b / s / 1e6, kb / 1024, ratio, cr
+            tt = ""; ts = ""
+            if (self ~ /^(summary|json|annotated)$/ && cpu > 0) {
+                if (ttc != "") tt = sprintf("%.1fx less", ttc / cpu)
+                if (tsc != "") ts = sprintf("%.1fx less", tsc / cpu)
+            }
+            printf "| %s | %.3f | %.2f | %s | %.0f | %.1f | %s | %s | %s | %s |\n", l, s, cpu, pps, b / s / 1e6, kb / 1024, ratio, cr, tt, ts
         }'
     done
     unset times rss cpu

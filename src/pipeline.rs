@@ -1,19 +1,25 @@
 //! Drives one run: capture -> decode -> filter -> (flows, analysis, detectors) -> reports.
 //!
 //! [`Run`] holds every stage after the capture; [`run_file`] and [`run_live`] feed it frames.
+//! A run has two halves: the front (filter, decode, the tcpdump line) and the back (analysis,
+//! detectors, the reports, the output). A file is read with the front on a second thread,
+//! handing over batches of printed lines and segments, so reading, decoding and printing
+//! overlap with the analysis and the writing; live capture runs both halves on one thread, so
+//! each packet is written as it arrives.
 
 use crate::capture::file::{CaptureInfo, FileSource};
 use crate::capture::{CaptureError, Frame, Linktype};
 use crate::config::{Config, Mode};
-use crate::decode;
+use crate::decode::{self, Segment};
 use crate::detect::Detectors;
 use crate::filter::Filter;
 use crate::report::analysis::AnalysisReport;
 use crate::report::json::{InputCounts, InputError, InputRec};
 use crate::report::tcpdump::TcpdumpPrinter;
 use crate::stats::Stats;
-use std::io::Write;
+use std::io::{self, Write};
 use std::ops::ControlFlow;
+use std::sync::mpsc;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -28,19 +34,10 @@ pub struct Outcome {
 
 /// The stages after the capture, fed one frame at a time.
 pub struct Run<'o> {
-    cfg: Config,
-    filter: Option<Filter>,
-    printer: TcpdumpPrinter,
-    analysis: AnalysisReport,
-    detectors: Detectors,
+    front: Front,
+    back: Back<'o>,
     /// The input's name, for the reports.
     input: String,
-    stats: Stats,
-    out: &'o mut dyn Write,
-    /// Frames that passed the filter: tcpdump's `-#` and `-c` count these.
-    passed: u64,
-    /// What was read, for the JSON reports.
-    counts: InputCounts,
     /// An error that must end the run.
     fatal: Option<Fatal>,
 }
@@ -53,26 +50,33 @@ enum Fatal {
     Filter(anyhow::Error),
 }
 
-impl<'o> Run<'o> {
-    /// Sets up the stages for one run over `input` writing to `out`.
-    pub fn new(cfg: &Config, input: &str, filter: Option<Filter>, out: &'o mut dyn Write) -> Self {
-        Run {
-            cfg: cfg.clone(),
-            filter,
-            printer: TcpdumpPrinter::new(cfg.line),
-            analysis: AnalysisReport::new(cfg),
-            detectors: Detectors::new(cfg.detect),
-            input: input.to_string(),
-            stats: Stats::default(),
-            out,
-            passed: 0,
-            counts: InputCounts::default(),
-            fatal: None,
-        }
-    }
+/// The front half: filter, decode and the tcpdump line.
+struct Front {
+    filter: Option<Filter>,
+    printer: TcpdumpPrinter,
+    /// The mode prints tcpdump lines.
+    prints: bool,
+    /// Stop after this many frames passed the filter (`-c`).
+    count: Option<u64>,
+    stats: Stats,
+    /// Frames that passed the filter: tcpdump's `-#` and `-c` count these.
+    passed: u64,
+    /// What was read, for the JSON reports.
+    counts: InputCounts,
+}
 
-    /// Handles one captured frame; `Break` ends the capture.
-    pub fn on_frame(&mut self, frame: &Frame<'_>) -> ControlFlow<()> {
+/// What the front made of a frame that passed the filter.
+struct Passed {
+    /// The TCP segment, for the analysis.
+    segment: Option<Segment>,
+    /// The `-c` count is reached: this is the last frame.
+    last: bool,
+}
+
+impl Front {
+    /// Counts, filters, numbers, decodes and prints (into `text`) one frame. `Ok(None)`: the
+    /// filter dropped it.
+    fn frame(&mut self, frame: &Frame<'_>, text: &mut dyn Write) -> Result<Option<Passed>, Fatal> {
         let c = &mut self.counts;
         c.read += 1;
         c.bytes += frame.data.len() as u64;
@@ -81,11 +85,8 @@ impl<'o> Run<'o> {
         if let Some(f) = self.filter.as_mut() {
             match f.matches(frame) {
                 Ok(true) => {}
-                Ok(false) => return ControlFlow::Continue(()),
-                Err(e) => {
-                    self.fatal = Some(Fatal::Filter(e.into()));
-                    return ControlFlow::Break(());
-                }
+                Ok(false) => return Ok(None),
+                Err(e) => return Err(Fatal::Filter(e.into())),
             }
         }
         self.passed += 1;
@@ -96,23 +97,82 @@ impl<'o> Run<'o> {
         };
         let d = decode::decode(frame);
         self.stats.count(d.kind);
-        if matches!(self.cfg.mode, Mode::Plain | Mode::Annotated)
-            && let Err(e) = self.printer.write_packet(self.out, frame, &d)
-        {
-            return self.fail(e.into());
+        if self.prints {
+            self.printer
+                .write_packet(text, frame, &d)
+                .map_err(|e| Fatal::Output(e.into()))?;
         }
-        if let Some(seg) = &d.segment
-            && let Err(e) = self.analysis.packet(self.out, seg, &mut self.detectors)
-        {
-            return self.fail(e.into());
-        }
-        if self.cfg.flush_each
-            && let Err(e) = self.out.flush()
-        {
-            return self.fail(e.into());
-        }
-        if self.cfg.count.is_some_and(|c| self.passed >= c) {
+        let last = self.count.is_some_and(|c| self.passed >= c);
+        if last {
             self.counts.stopped_by_count = true;
+        }
+        Ok(Some(Passed {
+            segment: d.segment,
+            last,
+        }))
+    }
+}
+
+/// The back half: analysis, detectors and the reports, written to the output.
+struct Back<'o> {
+    analysis: AnalysisReport,
+    detectors: Detectors,
+    out: &'o mut dyn Write,
+    flush_each: bool,
+}
+
+impl Back<'_> {
+    /// Analyses one segment and writes what the mode shows of it.
+    fn segment(&mut self, seg: &Segment) -> io::Result<()> {
+        self.analysis.packet(self.out, seg, &mut self.detectors)
+    }
+}
+
+impl<'o> Run<'o> {
+    /// Sets up the stages for one run over `input` writing to `out`.
+    pub fn new(cfg: &Config, input: &str, filter: Option<Filter>, out: &'o mut dyn Write) -> Self {
+        Run {
+            front: Front {
+                filter,
+                printer: TcpdumpPrinter::new(cfg.line),
+                prints: matches!(cfg.mode, Mode::Plain | Mode::Annotated),
+                count: cfg.count,
+                stats: Stats::default(),
+                passed: 0,
+                counts: InputCounts::default(),
+            },
+            back: Back {
+                analysis: AnalysisReport::new(cfg),
+                detectors: Detectors::new(cfg.detect),
+                out,
+                flush_each: cfg.flush_each,
+            },
+            input: input.to_string(),
+            fatal: None,
+        }
+    }
+
+    /// Handles one captured frame; `Break` ends the capture.
+    pub fn on_frame(&mut self, frame: &Frame<'_>) -> ControlFlow<()> {
+        let passed = match self.front.frame(frame, self.back.out) {
+            Ok(Some(p)) => p,
+            Ok(None) => return ControlFlow::Continue(()),
+            Err(f) => {
+                self.fatal = Some(f);
+                return ControlFlow::Break(());
+            }
+        };
+        if let Some(seg) = &passed.segment
+            && let Err(e) = self.back.segment(seg)
+        {
+            return self.fail(e.into());
+        }
+        if self.back.flush_each
+            && let Err(e) = self.back.out.flush()
+        {
+            return self.fail(e.into());
+        }
+        if passed.last {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -143,10 +203,17 @@ impl<'o> Run<'o> {
         match self.fatal.take() {
             Some(Fatal::Output(e)) => return Err(e),
             fatal => {
-                let inputs = [InputRec::new(&self.input, info, live, self.counts, error)];
-                self.analysis
-                    .finish(self.out, &self.stats, &inputs, &mut self.detectors)?;
-                self.out.flush()?;
+                let inputs = [InputRec::new(
+                    &self.input,
+                    info,
+                    live,
+                    self.front.counts,
+                    error,
+                )];
+                let b = &mut self.back;
+                b.analysis
+                    .finish(b.out, &self.front.stats, &inputs, &mut b.detectors)?;
+                b.out.flush()?;
                 if let Some(Fatal::Filter(e)) = fatal {
                     return Err(e);
                 }
@@ -158,7 +225,7 @@ impl<'o> Run<'o> {
             Err(e) => return Err(e.into()),
         };
         Ok(Outcome {
-            stats: self.stats,
+            stats: self.front.stats,
             damage,
             input: info.cloned(),
         })
@@ -196,8 +263,119 @@ pub fn run_file(
         f
     });
     let mut run = Run::new(cfg, path, filter, out);
-    let result = source.run(|frame| run.on_frame(frame));
+    let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    if cfg.flush_each || !two_cores {
+        let result = source.run(|frame| run.on_frame(frame));
+        return run.finish(result, Some(source.info()), None);
+    }
+    let (result, source) = run_split(&mut run, source, cfg.mode != Mode::Plain);
     run.finish(result, Some(source.info()), None)
+}
+
+/// Frames that passed the filter per batch handed from the front thread to the back.
+const BATCH_FRAMES: usize = 1024;
+/// Printed text per batch, in bytes, before it is handed over.
+const BATCH_TEXT: usize = 128 * 1024;
+/// Batches in flight between the threads: bounds the memory of the hand-over.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// What the front hands the back: printed lines and the segments to analyse, in frame order.
+#[derive(Default)]
+struct Batch {
+    /// The tcpdump lines, back to back.
+    text: Vec<u8>,
+    /// Per frame that printed a line or has a segment: where its line ends in `text`, and the
+    /// segment (only when the mode analyses).
+    items: Vec<(usize, Option<Segment>)>,
+}
+
+impl Back<'_> {
+    /// Writes a batch's lines, each followed by what the analysis adds to it.
+    fn batch(&mut self, b: &Batch, analyses: bool) -> io::Result<()> {
+        if !analyses {
+            return self.out.write_all(&b.text);
+        }
+        let mut at = 0;
+        for (end, seg) in &b.items {
+            if *end > at {
+                self.out
+                    .write_all(b.text.get(at..*end).unwrap_or_default())?;
+                at = *end;
+            }
+            if let Some(seg) = seg {
+                self.segment(seg)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the front (read, filter, decode, print) on a second thread and the back (analysis,
+/// reports, output) on this one. Frames reach the back in order, in batches; the output is the
+/// same as one thread's. An output error stops the reading at the next batch.
+fn run_split(
+    run: &mut Run<'_>,
+    mut source: FileSource,
+    analyses: bool,
+) -> (Result<(), CaptureError>, FileSource) {
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    let front = &mut run.front;
+    let back = &mut run.back;
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut batch = Batch::default();
+            let mut fatal = None;
+            let result = source.run(|frame| {
+                let before = batch.text.len();
+                let passed = match front.frame(frame, &mut batch.text) {
+                    Ok(Some(p)) => p,
+                    Ok(None) => return ControlFlow::Continue(()),
+                    Err(f) => {
+                        fatal = Some(f);
+                        return ControlFlow::Break(());
+                    }
+                };
+                if analyses && (passed.segment.is_some() || batch.text.len() > before) {
+                    batch.items.push((batch.text.len(), passed.segment));
+                }
+                if batch.items.len() >= BATCH_FRAMES || batch.text.len() >= BATCH_TEXT {
+                    let next = empty_rx.try_recv().unwrap_or_default();
+                    // The back hung up: it could not write.
+                    if full_tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                        return ControlFlow::Break(());
+                    }
+                }
+                if passed.last {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            if !batch.text.is_empty() || !batch.items.is_empty() {
+                let _ = full_tx.send(batch);
+            }
+            (result, fatal, source)
+        });
+        let mut out_err = None;
+        for mut b in full_rx.iter() {
+            if let Err(e) = back.batch(&b, analyses) {
+                out_err = Some(e);
+                break;
+            }
+            b.text.clear();
+            b.items.clear();
+            let _ = empty_tx.send(b);
+        }
+        // Wakes the front if it waits to hand over a batch.
+        drop(full_rx);
+        let (result, fatal, source) = reader
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // An output error comes first: nothing more can be written.
+        run.fatal = out_err.map(|e| Fatal::Output(e.into())).or(fatal);
+        (result, source)
+    })
 }
 
 /// Captures live and writes the configured report to `out`; returns libpcap's counters too.
