@@ -3,18 +3,20 @@
 //! Memory is bounded by live connections: a connection is summarised and freed when its close
 //! is over (2 MSL after TIME_WAIT began, or a short linger after a RST), when it has been idle
 //! for the idle timeout, when a new SYN takes its 4-tuple, or when the table is full (the least
-//! recently active are evicted, in batches, and counted).
+//! recently active are evicted, in batches, and counted). Sweeps (once a second of capture time)
+//! pop due connections from a deadline queue instead of visiting every live one.
 
 use super::conn::Conn;
 use super::{AnalysisConfig, AnalysisStats, ConnSummary, EndReason, PacketInfo};
 use crate::capture::Timestamp;
 use crate::decode::Segment;
-use std::collections::HashMap;
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
 /// Canonical 4-tuple: the lower (address, port) first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Key {
     lo: (IpAddr, u16),
     hi: (IpAddr, u16),
@@ -43,6 +45,10 @@ pub struct FlowTable {
     next_id: u64,
     last_sweep: Option<Timestamp>,
     scratch: Vec<(i64, u64, Key)>,
+    /// When connections may be due (closed and expired, or idle), earliest first. Lazy: an
+    /// entry may be stale (connection gone or not yet due); every live connection has one no
+    /// later than its idle deadline and one no later than its close expiry.
+    due: BinaryHeap<Reverse<(i64, u64, Key)>>,
 }
 
 impl FlowTable {
@@ -54,6 +60,7 @@ impl FlowTable {
             next_id: 0,
             last_sweep: None,
             scratch: Vec::new(),
+            due: BinaryHeap::new(),
         }
     }
 
@@ -90,26 +97,51 @@ impl FlowTable {
             _ => {}
         }
         let key = Key::of(seg);
-        let mut reuse = false;
-        if self.map.get(&key).is_some_and(|c| c.starts_new(seg)) {
-            if let Some(old) = self.map.remove(&key) {
-                ended.push(old.summary(EndReason::Replaced));
-            }
-            reuse = true;
-        }
-        if !self.map.contains_key(&key) && self.map.len() >= self.cfg.max_connections.max(1) {
+        // One lookup per packet; only a full table costs a second one (to evict first).
+        if self.map.len() >= self.cfg.max_connections.max(1) && !self.map.contains_key(&key) {
             self.evict(ended, stats);
         }
-        let conn = match self.map.entry(key) {
-            Entry::Occupied(o) => o.into_mut(),
+        let linger = self.cfg.reset_linger_ns;
+        let (conn, before) = match self.map.entry(key) {
+            Entry::Occupied(o) => {
+                let conn = o.into_mut();
+                if conn.starts_new(seg) {
+                    // A new SYN takes the 4-tuple: the old connection ends here.
+                    let old = std::mem::replace(conn, Conn::new(self.next_id, seg, true));
+                    self.next_id += 1;
+                    stats.connections += 1;
+                    ended.push(old.summary(EndReason::Replaced));
+                    (conn, None)
+                } else {
+                    let before = (conn.last_ts, conn.expiry(two_msl, linger));
+                    (conn, Some(before))
+                }
+            }
             Entry::Vacant(v) => {
                 let id = self.next_id;
                 self.next_id += 1;
                 stats.connections += 1;
-                v.insert(Conn::new(id, seg, reuse))
+                (v.insert(Conn::new(id, seg, false)), None)
             }
         };
         conn.segment(seg, info);
+        let (id, last) = (conn.id, conn.last_ts.0);
+        let expiry = conn.expiry(two_msl, linger);
+        let idle_at = last.saturating_add(self.cfg.idle_ns);
+        // Keep the queue's promise: push when a deadline appears or moves earlier.
+        let (idle_earlier, expiry_earlier) = match before {
+            None => (true, expiry.is_some()),
+            Some((prev_last, prev_exp)) => (
+                last < prev_last.0,
+                expiry.is_some_and(|e| prev_exp.is_none_or(|p| e < p)),
+            ),
+        };
+        if idle_earlier {
+            self.due.push(Reverse((idle_at, id, key)));
+        }
+        if let Some(e) = expiry.filter(|_| expiry_earlier) {
+            self.due.push(Reverse((e, id, key)));
+        }
         stats.peak_live = stats.peak_live.max(self.map.len() as u64);
     }
 
@@ -118,11 +150,23 @@ impl FlowTable {
         let two_msl = self.cfg.msl_ns.saturating_mul(2);
         let (linger, idle) = (self.cfg.reset_linger_ns, self.cfg.idle_ns);
         self.scratch.clear();
-        for (k, c) in &self.map {
-            if c.expiry(two_msl, linger).is_some_and(|t| now.0 >= t) {
-                self.scratch.push((0, c.id, *k));
+        while let Some(&Reverse((at, id, k))) = self.due.peek() {
+            if at > now.0 {
+                break;
+            }
+            self.due.pop();
+            let Some(c) = self.map.get(&k).filter(|c| c.id == id) else {
+                continue;
+            };
+            let expiry = c.expiry(two_msl, linger);
+            if expiry.is_some_and(|t| now.0 >= t) {
+                self.scratch.push((0, id, k));
             } else if now.0.saturating_sub(c.last_ts.0) >= idle {
-                self.scratch.push((1, c.id, *k));
+                self.scratch.push((1, id, k));
+            } else {
+                let idle_at = c.last_ts.0.saturating_add(idle);
+                let next = expiry.map_or(idle_at, |e| e.min(idle_at));
+                self.due.push(Reverse((next, id, k)));
             }
         }
         self.scratch.sort_unstable_by_key(|e| e.1);
@@ -162,9 +206,15 @@ impl FlowTable {
 
     /// Ends every connection, in id order.
     pub(crate) fn finish(&mut self, ended: &mut Vec<ConnSummary>) {
-        let mut all: Vec<Conn> = self.map.drain().map(|(_, c)| c).collect();
-        all.sort_unstable_by_key(|c| c.id);
-        for c in all {
+        // Sort ids and keys, not whole connections: each is removed as it is summarised.
+        self.scratch.clear();
+        self.scratch
+            .extend(self.map.iter().map(|(k, c)| (0, c.id, *k)));
+        self.scratch.sort_unstable_by_key(|e| e.1);
+        for &(_, _, k) in &self.scratch {
+            let Some(c) = self.map.remove(&k) else {
+                continue;
+            };
             let reason = match (c.ended_at, c.reset) {
                 (Some(_), true) => EndReason::Reset,
                 (Some(_), false) => EndReason::Closed,
@@ -172,5 +222,8 @@ impl FlowTable {
             };
             ended.push(c.summary(reason));
         }
+        self.scratch = Vec::new();
+        self.map = HashMap::default();
+        self.due = BinaryHeap::new();
     }
 }
