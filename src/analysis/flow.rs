@@ -3,20 +3,18 @@
 //! Memory is bounded by live connections: a connection is summarised and freed when its close
 //! is over (2 MSL after TIME_WAIT began, or a short linger after a RST), when it has been idle
 //! for the idle timeout, when a new SYN takes its 4-tuple, or when the table is full (the least
-//! recently active are evicted, in batches, and counted). Sweeps (once a second of capture time)
-//! pop due connections from a deadline queue instead of visiting every live one.
+//! recently active are evicted, in batches, and counted).
 
 use super::conn::Conn;
 use super::{AnalysisConfig, AnalysisStats, ConnSummary, EndReason, PacketInfo};
 use crate::capture::Timestamp;
 use crate::decode::Segment;
-use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 
 /// Canonical 4-tuple: the lower (address, port) first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
     lo: (IpAddr, u16),
     hi: (IpAddr, u16),
@@ -45,10 +43,6 @@ pub struct FlowTable {
     next_id: u64,
     last_sweep: Option<Timestamp>,
     scratch: Vec<(i64, u64, Key)>,
-    /// When connections may be due (closed and expired, or idle), earliest first. Lazy: an
-    /// entry may be stale (connection gone or not yet due); every live connection has one no
-    /// later than its idle deadline and one no later than its close expiry.
-    due: BinaryHeap<Reverse<(i64, u64, Key)>>,
 }
 
 impl FlowTable {
@@ -60,7 +54,6 @@ impl FlowTable {
             next_id: 0,
             last_sweep: None,
             scratch: Vec::new(),
-            due: BinaryHeap::new(),
         }
     }
 
@@ -101,8 +94,7 @@ impl FlowTable {
         if self.map.len() >= self.cfg.max_connections.max(1) && !self.map.contains_key(&key) {
             self.evict(ended, stats);
         }
-        let linger = self.cfg.reset_linger_ns;
-        let (conn, before) = match self.map.entry(key) {
+        let conn = match self.map.entry(key) {
             Entry::Occupied(o) => {
                 let conn = o.into_mut();
                 if conn.starts_new(seg) {
@@ -111,37 +103,17 @@ impl FlowTable {
                     self.next_id += 1;
                     stats.connections += 1;
                     ended.push(old.summary(EndReason::Replaced));
-                    (conn, None)
-                } else {
-                    let before = (conn.last_ts, conn.expiry(two_msl, linger));
-                    (conn, Some(before))
                 }
+                conn
             }
             Entry::Vacant(v) => {
                 let id = self.next_id;
                 self.next_id += 1;
                 stats.connections += 1;
-                (v.insert(Conn::new(id, seg, false)), None)
+                v.insert(Conn::new(id, seg, false))
             }
         };
         conn.segment(seg, info);
-        let (id, last) = (conn.id, conn.last_ts.0);
-        let expiry = conn.expiry(two_msl, linger);
-        let idle_at = last.saturating_add(self.cfg.idle_ns);
-        // Keep the queue's promise: push when a deadline appears or moves earlier.
-        let (idle_earlier, expiry_earlier) = match before {
-            None => (true, expiry.is_some()),
-            Some((prev_last, prev_exp)) => (
-                last < prev_last.0,
-                expiry.is_some_and(|e| prev_exp.is_none_or(|p| e < p)),
-            ),
-        };
-        if idle_earlier {
-            self.due.push(Reverse((idle_at, id, key)));
-        }
-        if let Some(e) = expiry.filter(|_| expiry_earlier) {
-            self.due.push(Reverse((e, id, key)));
-        }
         stats.peak_live = stats.peak_live.max(self.map.len() as u64);
     }
 
@@ -150,23 +122,11 @@ impl FlowTable {
         let two_msl = self.cfg.msl_ns.saturating_mul(2);
         let (linger, idle) = (self.cfg.reset_linger_ns, self.cfg.idle_ns);
         self.scratch.clear();
-        while let Some(&Reverse((at, id, k))) = self.due.peek() {
-            if at > now.0 {
-                break;
-            }
-            self.due.pop();
-            let Some(c) = self.map.get(&k).filter(|c| c.id == id) else {
-                continue;
-            };
-            let expiry = c.expiry(two_msl, linger);
-            if expiry.is_some_and(|t| now.0 >= t) {
-                self.scratch.push((0, id, k));
+        for (k, c) in &self.map {
+            if c.expiry(two_msl, linger).is_some_and(|t| now.0 >= t) {
+                self.scratch.push((0, c.id, *k));
             } else if now.0.saturating_sub(c.last_ts.0) >= idle {
-                self.scratch.push((1, id, k));
-            } else {
-                let idle_at = c.last_ts.0.saturating_add(idle);
-                let next = expiry.map_or(idle_at, |e| e.min(idle_at));
-                self.due.push(Reverse((next, id, k)));
+                self.scratch.push((1, c.id, *k));
             }
         }
         self.scratch.sort_unstable_by_key(|e| e.1);
@@ -224,6 +184,5 @@ impl FlowTable {
         }
         self.scratch = Vec::new();
         self.map = HashMap::default();
-        self.due = BinaryHeap::new();
     }
 }
