@@ -7,7 +7,9 @@
 //! Text is formatted into one reused buffer (no allocation per packet once it has grown).
 //! Colour (ANSI) only when asked for, i.e. when standard output is a terminal.
 
-use crate::analysis::{Kind, LostHint, PacketInfo, RstCheck, Side, TcpState, Transition};
+use crate::analysis::{
+    ALL_KINDS, Kind, LostHint, PacketInfo, RstCheck, Side, TcpState, Transition,
+};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -69,6 +71,19 @@ impl Annotator {
         &self.buf
     }
 
+    /// Appends text (the hot path avoids `write!`, whose `fmt` machinery costs more than the
+    /// rest of the line).
+    #[inline]
+    fn s(&mut self, text: &str) {
+        self.buf.push_str(text);
+    }
+
+    /// Appends an integer in decimal.
+    #[inline]
+    fn n(&mut self, v: impl itoa::Integer) {
+        self.buf.push_str(itoa::Buffer::new().format(v));
+    }
+
     fn paint(&mut self, color: &'static str) {
         if self.color {
             self.buf.push_str(color);
@@ -76,7 +91,7 @@ impl Annotator {
     }
 
     fn compose(&mut self, p: &PacketInfo) -> std::fmt::Result {
-        let k = &p.kinds;
+        let k = Kinds::of(p);
         let who = p.from.unwrap_or(Side::Client);
         let peer = who.peer();
         self.buf.push_str("    ↳ ");
@@ -125,7 +140,8 @@ impl Annotator {
             }
         } else if k.contains(Kind::HandshakeSyn) {
             self.paint(CYAN);
-            write!(self.buf, "handshake 1/3: client {}", st(p, Side::Client))?;
+            self.s("handshake 1/3: client ");
+            self.s(st(p, Side::Client).as_str());
         } else if k.contains(Kind::SynRetransmission) || k.contains(Kind::SynackRetransmission) {
             self.paint(YELLOW);
             let what = if k.contains(Kind::SynRetransmission) {
@@ -154,23 +170,20 @@ impl Annotator {
             }
         } else if k.contains(Kind::HandshakeSynack) {
             self.paint(CYAN);
-            write!(
-                self.buf,
-                "handshake 2/3: server {} (client {})",
-                st(p, Side::Server),
-                st(p, Side::Client)
-            )?;
+            self.s("handshake 2/3: server ");
+            self.s(st(p, Side::Server).as_str());
+            self.s(" (client ");
+            self.s(st(p, Side::Client).as_str());
+            self.s(")");
             if let Some(rtt) = p.rtt_ns {
                 write!(self.buf, " · SYN→SYN-ACK {}", Dur(rtt))?;
             }
         } else if k.contains(Kind::HandshakeAck) {
             self.paint(CYAN);
-            write!(
-                self.buf,
-                "handshake 3/3: client {}, server {}",
-                st(p, Side::Client),
-                st(p, Side::Server)
-            )?;
+            self.s("handshake 3/3: client ");
+            self.s(st(p, Side::Client).as_str());
+            self.s(", server ");
+            self.s(st(p, Side::Server).as_str());
             if let Some(rtt) = p.rtt_ns {
                 write!(self.buf, " · SYN-ACK→ACK {}", Dur(rtt))?;
             }
@@ -204,27 +217,35 @@ impl Annotator {
         } else if k.contains(Kind::Fin) || k.contains(Kind::CloseAck) {
             self.paint(GREEN);
             let (n, total) = p.close_step.unwrap_or((1, 0));
+            self.s("close ");
+            self.n(n);
             if total == 0 {
                 // The peer's answer decides: ACK then FIN (4 steps) or FIN+ACK (3).
-                write!(self.buf, "close {n}/?")?;
+                self.s("/?");
             } else {
-                write!(self.buf, "close {n}/{total}")?;
+                self.s("/");
+                self.n(total);
             }
+            self.s(": ");
+            self.s(who.as_str());
             if k.contains(Kind::Fin) && p.explain.acked_fin.is_some() {
-                write!(self.buf, ": {who} FIN+ACK of {peer}'s FIN")?;
+                self.s(" FIN+ACK of ");
+                self.s(peer.as_str());
+                self.s("'s FIN");
             } else if p.simultaneous_fin {
-                write!(
-                    self.buf,
-                    ": {who} FIN, {peer}'s FIN not yet acknowledged (simultaneous close)"
-                )?;
+                self.s(" FIN, ");
+                self.s(peer.as_str());
+                self.s("'s FIN not yet acknowledged (simultaneous close)");
             } else if k.contains(Kind::Fin) {
-                write!(self.buf, ": {who} FIN")?;
+                self.s(" FIN");
             } else {
-                write!(self.buf, ": {who} ACKs {peer}'s FIN")?;
+                self.s(" ACKs ");
+                self.s(peer.as_str());
+                self.s("'s FIN");
             }
             self.transitions(p)?;
         } else if p.transitions().next().is_some() {
-            write!(self.buf, "{who}")?;
+            self.s(who.as_str());
             self.transitions(p)?;
         } else {
             headline = false;
@@ -234,7 +255,7 @@ impl Annotator {
         }
         // Wireshark's kinds and the rest, most telling first.
         let mut first = !headline;
-        for kind in k.as_slice() {
+        for kind in p.kinds.as_slice() {
             let phrase = match kind {
                 // A simultaneous opener's SYN-ACK repeats its SYN's seq.
                 Kind::Retransmission if k.contains(Kind::SimultaneousOpen) => {
@@ -273,7 +294,10 @@ impl Annotator {
                     self.sep(&mut first);
                     self.paint(YELLOW);
                     let (n, frame) = p.dup_ack.unwrap_or((1, 0));
-                    write!(self.buf, "duplicate ACK #{n} of frame {frame}")?;
+                    self.s("duplicate ACK #");
+                    self.n(n);
+                    self.s(" of frame ");
+                    self.n(frame);
                     self.paint(RESET);
                     continue;
                 }
@@ -311,13 +335,23 @@ impl Annotator {
         let who = p.from.unwrap_or(Side::Client);
         if p.payload > 0 {
             self.sep(first);
-            let end = p.rel_seq.wrapping_add(p.payload);
-            write!(self.buf, "{who} data {}:{end} ({} B)", p.rel_seq, p.payload)?;
+            self.s(who.as_str());
+            self.s(" data ");
+            self.n(p.rel_seq);
+            self.s(":");
+            self.n(p.rel_seq.wrapping_add(p.payload));
+            self.s(" (");
+            self.n(p.payload);
+            self.s(" B)");
         } else if *first {
             self.sep(first);
+            self.s(who.as_str());
             match p.rel_ack {
-                Some(a) => write!(self.buf, "{who} ACK {a}")?,
-                None => write!(self.buf, "{who} segment, no ACK")?,
+                Some(a) => {
+                    self.s(" ACK ");
+                    self.n(a);
+                }
+                None => self.s(" segment, no ACK"),
             }
         }
         Ok(())
@@ -335,11 +369,13 @@ impl Annotator {
                 continue;
             }
             printed[i] = true;
-            write!(self.buf, "{lead}{}", t.side)?;
+            self.s(lead);
+            self.s(t.side.as_str());
             let mut arrow = " ";
             let mut to = t.to;
             for x in ts.iter().flatten().filter(|x| x.side == t.side) {
-                write!(self.buf, "{arrow}{}", x.to)?;
+                self.s(arrow);
+                self.s(x.to.as_str());
                 arrow = " → ";
                 to = x.to;
             }
@@ -352,7 +388,7 @@ impl Annotator {
     }
 
     fn explain_line(&mut self, p: &PacketInfo) -> std::fmt::Result {
-        let k = &p.kinds;
+        let k = Kinds::of(p);
         let e = &p.explain;
         let who = p.from.unwrap_or(Side::Client);
         let peer = who.peer();
@@ -479,6 +515,28 @@ impl Annotator {
             self.buf.push('\n');
         }
         Ok(())
+    }
+}
+
+/// The packet's kinds as a bit set: the many membership tests per line cost one AND each
+/// instead of a scan of the list.
+#[derive(Clone, Copy)]
+struct Kinds(u64);
+
+const _: () = assert!(ALL_KINDS.len() <= 64);
+
+impl Kinds {
+    fn of(p: &PacketInfo) -> Self {
+        Kinds(
+            p.kinds
+                .as_slice()
+                .iter()
+                .fold(0, |bits, k| bits | 1u64 << (k.index() & 63)),
+        )
+    }
+
+    fn contains(self, k: Kind) -> bool {
+        self.0 & 1u64 << (k.index() & 63) != 0
     }
 }
 
