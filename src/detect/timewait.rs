@@ -126,7 +126,9 @@ impl TimeWait {
         ts: Timestamp,
     ) {
         let key = (id, side.index() as u8);
-        if self.live.contains_key(&key) {
+        // At most --max-connections TIME_WAITs are followed at once: they outlive the flow
+        // table's connections, so its bound does not hold them.
+        if self.live.contains_key(&key) || self.live.len() >= self.cfg.max_tracked.max(1) {
             return;
         }
         let ip = host.ip();
@@ -195,6 +197,10 @@ impl TimeWait {
         self.live.insert(key, Entry { host: ip, dest });
         self.queue
             .push_back((ts.0.saturating_add(self.cfg.two_msl_ns), id, key.1));
+        let live = &self.live;
+        super::compact(&mut self.queue, live.len(), |e| {
+            live.contains_key(&(e.1, e.2))
+        });
     }
 
     fn leave(&mut self, key: (u64, u8), at: Timestamp) {
