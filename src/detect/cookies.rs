@@ -20,7 +20,7 @@ use super::{DetectConfig, Figures, Finding, FindingKind, MAX_KEYS, Track, round2
 use crate::capture::Timestamp;
 use crate::decode::Segment;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 /// The signals behind a verdict, as bits.
@@ -178,7 +178,7 @@ pub struct CookieFigures {
     /// Mean confidence of the cookie verdicts.
     pub mean_confidence: f64,
     /// How many cookie verdicts each signal took part in.
-    pub signals: HashMap<&'static str, u32>,
+    pub signals: BTreeMap<&'static str, u32>,
     /// The server's TSvals run on one clock across connections (the TSval test applies).
     pub shared_ts_clock: bool,
 }
@@ -341,7 +341,7 @@ impl SynCookies {
         let mean = p.conf_sum / f64::from(n);
         let conf = mean * (1.0 - 0.5f64.powi(n as i32));
         let shared = self.clocks.get(&s.ip()).is_some_and(|c| c.shared());
-        let signals: HashMap<&'static str, u32> = CookieSignals::NAMES
+        let signals: BTreeMap<&'static str, u32> = CookieSignals::NAMES
             .iter()
             .zip(p.signals)
             .filter(|(_, c)| *c > 0)
