@@ -699,3 +699,28 @@ fn backwards_connection_duration_formats() {
         assert!(!out.is_empty());
     }
 }
+
+/// Regression (`analysis` fuzz target, testdata/regress/fuzz-analysis/
+/// syn-window-1ns-times-span-i64): with `--syn-window` under 20 ns a rate window's buckets are
+/// 1 ns wide, so bucket numbers span the whole i64 range and `head - b` overflowed in
+/// `detect::sketch::Window::add` when a time far before the window followed one far after.
+#[test]
+fn tiny_syn_window_with_extreme_times() {
+    let mut w = tcplens::detect::sketch::Window::new(1);
+    w.add(i64::MAX, 1);
+    w.add(i64::MIN + 1, 1);
+    assert_eq!(w.sum(i64::MAX), 1);
+    let cfg = config(&[
+        "--syn-window",
+        "1e-9",
+        "--syn-flood-threshold",
+        "1",
+        "--json",
+    ]);
+    let segs: Vec<Segment> = [i64::MAX, i64::MIN + 1, 0, i64::MAX]
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| syn(i as u32, t))
+        .collect();
+    analyse(&segs, &cfg);
+}
