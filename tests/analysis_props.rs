@@ -724,3 +724,68 @@ fn tiny_syn_window_with_extreme_times() {
         .collect();
     analyse(&segs, &cfg);
 }
+
+/// Regression (`analysis` fuzz target, testdata/regress/fuzz-analysis/
+/// syn-cookie-wait-across-i64-times): the SYN-cookie judge subtracted capture times (the wait
+/// after the SYN-ACK, the server's TSval clock) and TIME_WAIT's figures subtracted entry times
+/// unchecked; times from both ends of i64 overflowed. They saturate now.
+#[test]
+fn detector_time_differences_saturate() {
+    const A: u16 = TcpFlags::ACK;
+    let cfg = config(&[
+        "--json",
+        "--syn-cookie-min",
+        "1",
+        "--time-wait-threshold",
+        "1",
+    ]);
+    let mut segs = Vec::new();
+    for (i, (t_syn, t_synack, t_rest)) in [
+        (0, i64::MAX, i64::MIN + 1),
+        (i64::MIN + 1, i64::MIN + 1, i64::MAX),
+        (i64::MAX, i64::MIN + 1, i64::MIN + 1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let s = syn(i as u32, t_syn);
+        let opts = OptionSummary {
+            timestamps: Some((1000, 0)),
+            ..s.options
+        };
+        let back = |f: u16, seq: u32, ack: u32, ts: i64| Segment {
+            src: s.dst,
+            dst: s.src,
+            sport: s.dport,
+            dport: s.sport,
+            flags: TcpFlags(f),
+            seq,
+            ack,
+            ts: Timestamp(ts),
+            options: opts,
+            ..s
+        };
+        let fwd = |f: u16, seq: u32, ack: u32, ts: i64| Segment {
+            flags: TcpFlags(f),
+            seq,
+            ack,
+            ts: Timestamp(ts),
+            ..s
+        };
+        let x = s.seq.wrapping_add(1);
+        segs.extend([
+            Segment { options: opts, ..s },
+            back(TcpFlags::SYN | A, 7, x, t_synack),
+            fwd(A, x, 8, t_rest),
+            fwd(TcpFlags::FIN | A, x, 8, t_rest),
+            back(A, 8, x + 1, t_rest),
+            back(TcpFlags::FIN | A, 8, x + 1, t_rest),
+            fwd(A, x + 1, 9, t_rest),
+        ]);
+    }
+    for (n, s) in segs.iter_mut().enumerate() {
+        s.number = n as u64 + 1;
+    }
+    analyse(&segs, &cfg);
+    run(pcap(&[]), &cfg);
+}

@@ -270,7 +270,7 @@ impl TimeWait {
         let thr = f64::from(self.cfg.time_wait_threshold.max(1));
         let over = (f64::from(h.peak) - thr) / thr;
         let conf = (0.6 + 0.35 * over.clamp(0.0, 1.0)).min(0.95);
-        let span = (h.last_entry.0 - h.first_entry.0) as f64 / 1e9;
+        let span = h.last_entry.0.saturating_sub(h.first_entry.0) as f64 / 1e9;
         let mean = if span > 0.0 {
             h.entered as f64 / span
         } else {
