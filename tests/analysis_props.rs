@@ -337,6 +337,15 @@ fn validator(name: &str) -> jsonschema::Validator {
     jsonschema::draft202012::new(&schema).expect("a valid schema")
 }
 
+/// The `--json` and `--ndjson` schemas, compiled once.
+static SCHEMAS: std::sync::LazyLock<(jsonschema::Validator, jsonschema::Validator)> =
+    std::sync::LazyLock::new(|| {
+        (
+            validator("tcplens-report.schema.json"),
+            validator("tcplens-ndjson.schema.json"),
+        )
+    });
+
 fn valid(v: &jsonschema::Validator, doc: &Value, what: &str) -> Result<(), TestCaseError> {
     let errs: Vec<String> = v
         .iter_errors(doc)
@@ -348,7 +357,8 @@ fn valid(v: &jsonschema::Validator, doc: &Value, what: &str) -> Result<(), TestC
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // Each case runs the analysis twice and the pipeline eight times.
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// The same segments give the same analysis, findings and report bytes, run after run
     /// (no hash-order or address-dependent output), with default and small limits.
@@ -366,6 +376,11 @@ proptest! {
             prop_assert_eq!(run(bytes.clone(), &cfg), run(bytes, &cfg), "{}", mode);
         }
     }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Any order of the same segments (times then go backwards and forwards at random) is
     /// analysed without a panic, within the flow-table bound, with every packet counted.
@@ -402,15 +417,14 @@ proptest! {
         let expect = segs.len() as u64;
         let expect = if count > 0 { expect.min(count) } else { expect };
 
-        let doc_schema = validator("tcplens-report.schema.json");
-        let line_schema = validator("tcplens-ndjson.schema.json");
+        let (doc_schema, line_schema) = &*SCHEMAS;
         let mut json = args.clone();
         json.push("--json");
         let out = run(bytes.clone(), &config(&json));
         let doc: Value = serde_json::from_slice(&out).map_err(|e| {
             TestCaseError::fail(format!("--json: {e}\n{}", String::from_utf8_lossy(&out)))
         })?;
-        valid(&doc_schema, &doc, "--json")?;
+        valid(doc_schema, &doc, "--json")?;
         prop_assert_eq!(doc["stats"]["tcp_packets"].as_u64(), Some(expect));
         prop_assert_eq!(
             doc["connections"].as_array().map(|a| a.len() as u64),
@@ -426,7 +440,7 @@ proptest! {
         for line in text.lines() {
             let v: Value = serde_json::from_str(line)
                 .map_err(|e| TestCaseError::fail(format!("--ndjson: {e}\n{line}")))?;
-            valid(&line_schema, &v, "--ndjson")?;
+            valid(line_schema, &v, "--ndjson")?;
             packets += u64::from(v["type"] == "packet");
             last = v;
         }
