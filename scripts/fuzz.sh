@@ -12,13 +12,14 @@
 #
 # Seeds: every capture under testdata/ and the shared corpus (TCPLENS_CORPUS, default
 # ../shared/corpus from the crate, as the tests find it) for `capture` and `pipeline`; frames,
-# cut into decode_print's input format, for `decode_print`; a few command lines for `cli`.
+# cut into decode_print's input format, for `decode_print`; a few command lines for `cli`;
+# three hand-built connections for `analysis`.
 # A crash lands in fuzz/artifacts/TARGET/; copy it to testdata/regress/ with a name saying
 # what it exercises and add a test (docs/robustness.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(capture decode_print pipeline cli)
+TARGETS=(capture decode_print pipeline cli analysis)
 # The shared public corpus, found as tests/corpus_diff.rs finds it; seeds skip it if absent.
 CORPUS=${TCPLENS_CORPUS:-../shared/corpus}
 
@@ -27,7 +28,7 @@ CORPUS=${TCPLENS_CORPUS:-../shared/corpus}
 max_len() {
     case $1 in
         capture | pipeline) echo 65536 ;;
-        decode_print) echo 16384 ;;
+        decode_print | analysis) echo 16384 ;;
         cli) echo 512 ;;
     esac
 }
@@ -49,8 +50,8 @@ have_tools() {
 }
 
 seeds() {
-    rm -rf fuzz/corpus/{capture,pipeline,decode_print,cli}
-    mkdir -p fuzz/corpus/{capture,pipeline,decode_print,cli}
+    rm -rf fuzz/corpus/{capture,pipeline,decode_print,cli,analysis}
+    mkdir -p fuzz/corpus/{capture,pipeline,decode_print,cli,analysis}
     python3 - "$CORPUS" <<'PY'
 import hashlib, os, struct, sys
 
@@ -151,11 +152,50 @@ live -i lo --duration 0.5 -v
 read --help
 EOF
     echo "fuzz: $i cli seeds"
+    analysis_seeds
+}
+
+# The analysis target's input (fuzz/src/lib.rs `segments`): two bytes of limits, then per
+# segment [ends][ports][flags u16][ctl][seq u32][ack u32][window u16][len u16][time step u16]
+# [options] [option values]. Seeds: a whole connection (handshake with options, data, close),
+# the same with a RST, and SYNs from every client port to one server.
+analysis_seeds() {
+    python3 - <<'PY'
+import struct
+def seg(ends, ports, flags, ctl, seq=0, ack=0, win=65535, ln=0, step=1, opts=b""):
+    return struct.pack(">BBHBIIHHh", ends, ports, flags, ctl, seq, ack, win, ln, step) + opts
+C, S = (0 | 1 << 3, 2 | 0 << 2), (1 | 0 << 3, 0 | 2 << 2)  # 10.0.0.1:40000 <-> 10.0.0.2:80
+synopt = bytes([0x0f]) + struct.pack(">HBII", 1460, 7, 1, 0)   # MSS, wscale, SACK ok, TS
+conn = [seg(*C, 0x002, 0x11, seq=1000, opts=synopt),
+        seg(*S, 0x012, 0x11, seq=5000, opts=synopt),
+        seg(*C, 0x010, 0x10, opts=b"\0"),
+        seg(*C, 0x018, 0x14, ln=100, opts=b"\0"),
+        seg(*S, 0x010, 0x10, opts=b"\0"),
+        seg(*C, 0x011, 0x10, opts=b"\0"),
+        seg(*S, 0x011, 0x10, opts=b"\0"),
+        seg(*C, 0x010, 0x10, opts=b"\0")]
+seeds = {
+    "connection": b"\x80\x00" + b"".join(conn),
+    "reset": b"\x41\x80" + b"".join(conn[:4]) + seg(*S, 0x004, 0x10, opts=b"\0"),
+    "synflood": b"\x42\xc0" + b"".join(seg(c | 1 << 3, p, 0x002, 0x01, seq=7 * c + p, opts=b"\0")
+                                        for c in (0, 2, 3, 4) for p in range(4)),
+}
+for name, data in seeds.items():
+    open(f"fuzz/corpus/analysis/seed-{name}", "wb").write(data)
+print(f"fuzz: {len(seeds)} analysis seeds")
+PY
 }
 
 run() {
     local target=$1 secs=$2
-    [ -n "$(ls -A "fuzz/corpus/$target" 2>/dev/null)" ] || seeds
+    if [ -z "$(ls -A "fuzz/corpus/$target" 2>/dev/null)" ]; then
+        if [ "$target" = analysis ]; then
+            mkdir -p fuzz/corpus/analysis
+            analysis_seeds
+        else
+            seeds
+        fi
+    fi
     mkdir -p "fuzz/artifacts/$target"
     # -s none: tcplens has no unsafe code, so the sanitizer would only slow the search down;
     # overflow checks and debug assertions stay on (cargo fuzz's default).

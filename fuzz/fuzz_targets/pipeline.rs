@@ -1,12 +1,14 @@
 //! The whole `read` pipeline over arbitrary capture bytes, as `tcplens read FILE` runs it
 //! (every stage after the capture is in `Run`, so later stages are fuzzed here as they land).
-//! The last input byte and the length pick the output mode and flags.
+//! The last input byte and the length pick the output mode and flags; `--json` output must be
+//! one JSON document and `--ndjson` output one JSON object with a `type` per line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use tcplens::capture::file::FileSource;
+use tcplens::config::Mode;
 use tcplens::pipeline::Run;
-use tcplens_fuzz::{assert_printable, config};
+use tcplens_fuzz::{assert_printable, config, json_document, json_lines};
 
 fuzz_target!(|data: &[u8]| {
     let flags = data.last().copied().unwrap_or(0);
@@ -28,5 +30,9 @@ fuzz_target!(|data: &[u8]| {
         Some(c) => assert!(outcome.stats.packets <= c),
         None => assert_eq!(outcome.stats.packets, src.info().packets),
     }
-    assert_printable(&out);
+    match cfg.mode {
+        Mode::Json => json_document(&out),
+        Mode::Ndjson => json_lines(&out),
+        _ => assert_printable(&out),
+    }
 });

@@ -332,7 +332,8 @@ impl Conn {
         let len = seg.payload_len;
         let win = seg.window;
         let no_sfr = !fl.syn() && !fl.fin() && !fl.rst();
-        let nextseq_this = seq.plus(len + u32::from(fl.syn()) + u32::from(fl.fin()));
+        // Sequence space wraps: a jumbogram's length can be near 2^32.
+        let nextseq_this = seq.plus(len.wrapping_add(u32::from(fl.syn()) + u32::from(fl.fin())));
         let k = &mut info.kinds;
         let mut this_flags = 0u8;
         let mut zwp = false;
@@ -578,7 +579,7 @@ impl Conn {
             self.syn(from, f, r, seg, info);
         }
         if fl.fin() && f.fin_seq.is_none() {
-            let fin_at = seq.plus(seg.payload_len + u32::from(fl.syn()));
+            let fin_at = seq.plus(seg.payload_len.wrapping_add(u32::from(fl.syn())));
             f.fin_seq = Some(fin_at);
             info.kinds.push(Kind::Fin);
             close_step = true;

@@ -133,9 +133,10 @@ impl Zeek {
         let ack_no = ack;
         let (syn, fin, rst, ack) = (flags.syn(), flags.fin(), flags.rst(), flags.ack());
         let i = usize::from(!orig);
-        let mut seg_len = payload + u32::from(syn) + u32::from(fin);
+        // Wrapping: a jumbogram's length can be near 2^32, and sequence space wraps anyway.
+        let mut seg_len = payload.wrapping_add(u32::from(syn) + u32::from(fin));
         if rst {
-            seg_len -= payload;
+            seg_len = seg_len.wrapping_sub(payload);
         }
         let one_past = seq.wrapping_add(seg_len);
         // init_endpoint

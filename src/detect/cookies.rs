@@ -138,7 +138,8 @@ impl TsClock {
             return;
         }
         // Linux's TS clock ticks in milliseconds; a cookie TSval is rounded down by < 64.
-        let ms = (ts.0 - self.ref_ns) / 1_000_000;
+        // Saturating: capture times can be anything (hostile or broken clocks).
+        let ms = ts.0.saturating_sub(self.ref_ns) / 1_000_000;
         let predicted = self.ref_val.wrapping_add(ms as u32);
         let diff = val.wrapping_sub(predicted) as i32;
         let tol = 200 + (ms.unsigned_abs() / 50) as i64;
@@ -234,9 +235,9 @@ impl SynCookies {
             llr -= 6.0;
         } else {
             let waited = if t.completed {
-                t.completed_ts.0 - t.synack_ts.0
+                t.completed_ts.0.saturating_sub(t.synack_ts.0)
             } else {
-                now.0 - t.synack_ts.0
+                now.0.saturating_sub(t.synack_ts.0)
             };
             if waited >= 3_500_000_000 {
                 sig |= CookieSignals::NO_RESEND;

@@ -273,6 +273,16 @@ fn backoff_bit(ns: i64) -> u8 {
     0x80
 }
 
+/// Drops the entries of a timer queue whose connection is gone, once the queue holds more than
+/// twice `live` (the most entries it can need) plus slack. Queues drain only as capture time
+/// advances, so a burst, or a clock that went backwards, would otherwise keep one entry per
+/// packet. Amortised O(1) per push.
+pub(crate) fn compact<T>(q: &mut VecDeque<T>, live: usize, keep: impl FnMut(&T) -> bool) {
+    if q.len() > 2 * live + 1024 {
+        q.retain(keep);
+    }
+}
+
 /// The detectors, fed by the pipeline.
 #[derive(Debug)]
 pub struct Detectors {
@@ -329,6 +339,10 @@ impl Detectors {
             } else {
                 self.tracks.insert(id, Track::new(seg));
                 self.pending.push_back((seg.ts.0, id));
+                let tracks = &self.tracks;
+                compact(&mut self.pending, tracks.len(), |e| {
+                    tracks.contains_key(&e.1)
+                });
             }
         } else if let Some(t) = self.tracks.get_mut(&id) {
             if from == Side::Client {
@@ -350,10 +364,20 @@ impl Detectors {
                 t.synack_ts = seg.ts;
                 t.syn_retx_pending = false;
                 self.cookies.on_synack(t, seg);
-                if !t.completed && !t.src_rst {
+                // One timer per half-open period: a SYN-ACK resent with a new ISN while
+                // half-open already has its timer (the earliest one ends the period).
+                if !t.completed && !t.src_rst && !t.half_open {
                     self.flood.half_open_begin(t, seg.ts);
-                    self.half_open_q
-                        .push_back((seg.ts.0.saturating_add(self.cfg.half_open_timeout_ns), id));
+                    if t.half_open {
+                        self.half_open_q.push_back((
+                            seg.ts.0.saturating_add(self.cfg.half_open_timeout_ns),
+                            id,
+                        ));
+                        let tracks = &self.tracks;
+                        compact(&mut self.half_open_q, 2 * tracks.len(), |e| {
+                            tracks.contains_key(&e.1)
+                        });
+                    }
                 }
             } else if k.contains(Kind::SynackRetransmission) {
                 if t.syn_retx_pending {

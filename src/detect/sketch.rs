@@ -41,7 +41,9 @@ impl Window {
     pub fn add(&mut self, t: i64, n: u32) {
         self.advance(t);
         let b = t.div_euclid(self.width);
-        if self.head - b < BUCKETS as i64 {
+        // Saturating: with a 1 ns bucket (`--syn-window` under 20 ns) the bucket numbers span
+        // the whole i64 range.
+        if self.head.saturating_sub(b) < BUCKETS as i64 {
             let slot = &mut self.buckets[b.rem_euclid(BUCKETS as i64) as usize];
             *slot = slot.saturating_add(n);
         }

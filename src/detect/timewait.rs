@@ -126,7 +126,9 @@ impl TimeWait {
         ts: Timestamp,
     ) {
         let key = (id, side.index() as u8);
-        if self.live.contains_key(&key) {
+        // At most --max-connections TIME_WAITs are followed at once: they outlive the flow
+        // table's connections, so its bound does not hold them.
+        if self.live.contains_key(&key) || self.live.len() >= self.cfg.max_tracked.max(1) {
             return;
         }
         let ip = host.ip();
@@ -195,6 +197,10 @@ impl TimeWait {
         self.live.insert(key, Entry { host: ip, dest });
         self.queue
             .push_back((ts.0.saturating_add(self.cfg.two_msl_ns), id, key.1));
+        let live = &self.live;
+        super::compact(&mut self.queue, live.len(), |e| {
+            live.contains_key(&(e.1, e.2))
+        });
     }
 
     fn leave(&mut self, key: (u64, u8), at: Timestamp) {
@@ -264,7 +270,7 @@ impl TimeWait {
         let thr = f64::from(self.cfg.time_wait_threshold.max(1));
         let over = (f64::from(h.peak) - thr) / thr;
         let conf = (0.6 + 0.35 * over.clamp(0.0, 1.0)).min(0.95);
-        let span = (h.last_entry.0 - h.first_entry.0) as f64 / 1e9;
+        let span = h.last_entry.0.saturating_sub(h.first_entry.0) as f64 / 1e9;
         let mean = if span > 0.0 {
             h.entered as f64 / span
         } else {

@@ -35,11 +35,13 @@ impl std::fmt::Display for Dur {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ns = self.0;
         let ms = ns as f64 / 1e6;
-        if ns.abs() < 1_000_000 {
+        // unsigned_abs: i64::MIN (a saturated time difference) has no i64 absolute value.
+        let abs = ns.unsigned_abs();
+        if abs < 1_000_000 {
             write!(f, "{ms:.3} ms")
-        } else if ns.abs() < 100_000_000 {
+        } else if abs < 100_000_000 {
             write!(f, "{ms:.1} ms")
-        } else if ns.abs() < 1_000_000_000 {
+        } else if abs < 1_000_000_000 {
             write!(f, "{ms:.0} ms")
         } else {
             write!(f, "{:.2} s", ns as f64 / 1e9)
