@@ -108,7 +108,7 @@ pub struct OutputArgs {
     #[arg(long = "idle-timeout", default_value_t = 300.0, value_name = "SECONDS")]
     pub idle_timeout: f64,
     /// Most connections tracked at once; the least recently active are evicted beyond it.
-    #[arg(long = "max-connections", default_value_t = 1_000_000)]
+    #[arg(long = "max-connections", default_value_t = crate::analysis::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// Connections listed one per row in the end table (the first seen); all are counted in
     /// the totals below it, and listed in --json / --ndjson.

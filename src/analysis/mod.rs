@@ -48,13 +48,17 @@ impl Default for AnalysisConfig {
             msl_ns: 30 * NS_PER_SEC,
             idle_ns: 300 * NS_PER_SEC,
             reset_linger_ns: 5 * NS_PER_SEC,
-            max_connections: 1_000_000,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
 
 /// Nanoseconds per second.
 pub const NS_PER_SEC: i64 = 1_000_000_000;
+
+/// Connections tracked at once by default: about 0.85 GB at the measured ~3.4 KB per
+/// connection, so a spoofed SYN flood cannot take the machine's memory (docs/robustness.md).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 250_000;
 
 /// How the handshake went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

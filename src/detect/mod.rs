@@ -69,7 +69,7 @@ impl Default for DetectConfig {
             time_wait_threshold: 200,
             two_msl_ns: 60 * NS_PER_SEC,
             cookie_min: 3,
-            max_tracked: 1_000_000,
+            max_tracked: crate::analysis::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
