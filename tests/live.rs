@@ -81,33 +81,42 @@ fn exchange(listener: TcpListener) {
     server.join().unwrap();
 }
 
-#[test]
-fn live_loopback_capture_and_write_file_read_back() {
-    if !is_root() {
-        eprintln!("skipped live_loopback_capture_and_write_file_read_back: needs root");
-        return;
-    }
+/// One bounded loopback exchange captured for 3 s with `mode`, the packets also written with
+/// `-w`. Returns (exit status, output, the written file (kept alive by its folder), port).
+fn capture_exchange(mode: &str) -> (i32, String, tempfile::TempDir, String) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let dir = tempfile::tempdir().unwrap();
     let written = dir.path().join("live.pcap");
-    let written = written.to_str().unwrap();
-    let (code, live_out) = capture_around(
+    let written = written.to_str().unwrap().to_string();
+    let (code, out) = capture_around(
         &[
             "live",
             "-i",
             "lo",
-            "--plain",
+            mode,
             "--duration",
             "3",
             "-w",
-            written,
+            &written,
             "tcp",
             "port",
             &port,
         ],
         || exchange(listener),
     );
+    (code, out, dir, port)
+}
+
+#[test]
+fn live_loopback_capture_and_write_file_read_back() {
+    if !is_root() {
+        eprintln!("skipped live_loopback_capture_and_write_file_read_back: needs root");
+        return;
+    }
+    let (code, live_out, dir, port) = capture_exchange("--plain");
+    let written = dir.path().join("live.pcap");
+    let written = written.to_str().unwrap();
     assert_eq!(code, 0, "exit status");
     let lines: Vec<&str> = live_out.lines().collect();
     for flags in ["Flags [S]", "Flags [S.]", "Flags [P.]", "Flags [F.]"] {
@@ -195,27 +204,9 @@ fn live_ndjson_streams_the_same_records_as_read() {
         eprintln!("skipped live_ndjson_streams_the_same_records_as_read: needs root");
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
-    let dir = tempfile::tempdir().unwrap();
+    let (code, live_out, dir, port) = capture_exchange("--ndjson");
     let written = dir.path().join("live.pcap");
     let written = written.to_str().unwrap();
-    let (code, live_out) = capture_around(
-        &[
-            "live",
-            "-i",
-            "lo",
-            "--ndjson",
-            "--duration",
-            "3",
-            "-w",
-            written,
-            "tcp",
-            "port",
-            &port,
-        ],
-        || exchange(listener),
-    );
     assert_eq!(code, 0);
     let records: Vec<serde_json::Value> = live_out
         .lines()
