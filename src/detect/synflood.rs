@@ -42,6 +42,30 @@ struct Service {
     ho_max: [(i64, u32, u32); HO_SECS],
 }
 
+impl Service {
+    /// Raises this second's maxima of the half-open populations to their current sizes.
+    fn note_second(&mut self, now: Timestamp) {
+        let sec = now.secs();
+        let e = &mut self.ho_max[sec.rem_euclid(HO_SECS as i64) as usize];
+        if e.0 != sec {
+            *e = (sec, 0, 0);
+        }
+        e.1 = e.1.max(self.half_open_now);
+        e.2 = e.2.max(self.stateful_now);
+    }
+}
+
+/// The service's episode slot, while `now` is still within it (its hold and grace time).
+fn open_slot<'a>(
+    slots: &'a mut [Slot],
+    slot: Option<usize>,
+    now: Timestamp,
+    cfg: &DetectConfig,
+) -> Option<&'a mut Slot> {
+    let s = slots.get_mut(slot?)?;
+    (now.0 <= s.last.0.saturating_add(cfg.hold_ns + cfg.grace_ns)).then_some(s)
+}
+
 /// An episode, confirmed or still a candidate.
 #[derive(Debug)]
 struct Slot {
@@ -258,21 +282,9 @@ impl SynFlood {
         };
         t.half_open = true;
         svc.half_open_now += 1;
+        svc.note_second(now);
         let n = svc.half_open_now;
-        let sec = now.secs();
-        let e = &mut svc.ho_max[sec.rem_euclid(HO_SECS as i64) as usize];
-        if e.0 != sec {
-            *e = (sec, n, svc.stateful_now);
-        } else {
-            e.1 = e.1.max(n);
-        }
-        if let Some(i) = svc.slot
-            && let Some(slot) = self.slots.get_mut(i)
-            && now.0
-                <= slot
-                    .last
-                    .0
-                    .saturating_add(self.cfg.hold_ns + self.cfg.grace_ns)
+        if let Some(slot) = open_slot(&mut self.slots, svc.slot, now, &self.cfg)
             && n > slot.peak_half_open
         {
             slot.peak_half_open = n;
@@ -290,23 +302,9 @@ impl SynFlood {
         };
         t.stateful = true;
         svc.stateful_now += 1;
-        let n = svc.stateful_now;
-        let sec = now.secs();
-        let e = &mut svc.ho_max[sec.rem_euclid(HO_SECS as i64) as usize];
-        if e.0 != sec {
-            *e = (sec, svc.half_open_now, n);
-        } else {
-            e.2 = e.2.max(n);
-        }
-        if let Some(i) = svc.slot
-            && let Some(slot) = self.slots.get_mut(i)
-            && now.0
-                <= slot
-                    .last
-                    .0
-                    .saturating_add(self.cfg.hold_ns + self.cfg.grace_ns)
-        {
-            slot.peak_stateful = slot.peak_stateful.max(n);
+        svc.note_second(now);
+        if let Some(slot) = open_slot(&mut self.slots, svc.slot, now, &self.cfg) {
+            slot.peak_stateful = slot.peak_stateful.max(svc.stateful_now);
         }
     }
 
