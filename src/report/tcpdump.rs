@@ -1813,38 +1813,14 @@ impl TcpdumpPrinter {
         let mut rem = len - 4;
         if f & 0x01 != 0 {
             self.buf.extend_from_slice(b" ack ");
-            if f & 0x02 != 0 {
-                if rem < 8 {
-                    return Ok(false);
-                }
-                let _ = write!(self.buf, "{}", be64(o, p)?);
-                p += 8;
-                rem -= 8;
-            } else {
-                if rem < 4 {
-                    return Ok(false);
-                }
-                let _ = write!(self.buf, "{}", be32(o, p)?);
-                p += 4;
-                rem -= 4;
+            if !self.mp_dss_number(o, &mut p, &mut rem, f & 0x02 != 0)? {
+                return Ok(false);
             }
         }
         if f & 0x04 != 0 {
             self.buf.extend_from_slice(b" seq ");
-            if f & 0x08 != 0 {
-                if rem < 8 {
-                    return Ok(false);
-                }
-                let _ = write!(self.buf, "{}", be64(o, p)?);
-                p += 8;
-                rem -= 8;
-            } else {
-                if rem < 4 {
-                    return Ok(false);
-                }
-                let _ = write!(self.buf, "{}", be32(o, p)?);
-                p += 4;
-                rem -= 4;
+            if !self.mp_dss_number(o, &mut p, &mut rem, f & 0x08 != 0)? {
+                return Ok(false);
             }
             if rem < 4 {
                 return Ok(false);
@@ -1864,6 +1840,29 @@ impl TcpdumpPrinter {
             }
         }
         Ok(rem == 0)
+    }
+
+    /// A DSS data ACK or sequence number at `p`: 8 bytes when `wide`, else 4. `false` when the
+    /// option has too few bytes left (tcpdump then prints `[bad opt]`).
+    fn mp_dss_number(
+        &mut self,
+        o: &[u8],
+        p: &mut usize,
+        rem: &mut usize,
+        wide: bool,
+    ) -> Result<bool, Trunc> {
+        let n = if wide { 8 } else { 4 };
+        if *rem < n {
+            return Ok(false);
+        }
+        let _ = if wide {
+            write!(self.buf, "{}", be64(o, *p)?)
+        } else {
+            write!(self.buf, "{}", be32(o, *p)?)
+        };
+        *p += n;
+        *rem -= n;
+        Ok(true)
     }
 }
 
