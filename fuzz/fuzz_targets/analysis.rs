@@ -104,7 +104,11 @@ fn direct(cfg: &Config, segs: &[Segment]) {
         .iter()
         .map(|c| c.client_counts.packets + c.server_counts.packets)
         .sum();
-    assert_eq!(sent, st.packets, "every packet counted on one side");
+    assert_eq!(
+        sent + st.time_wait_packets,
+        st.packets,
+        "every packet counted on one side or after its record"
+    );
     let n = |r: EndReason| ended.iter().filter(|c| c.end == r).count() as u64;
     assert_eq!(n(EndReason::Evicted), st.evicted);
     assert_eq!(n(EndReason::Idle), st.idle_expired);

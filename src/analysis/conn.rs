@@ -7,6 +7,7 @@
 //! (SYN_RECEIVED → ESTABLISHED, FIN_WAIT_1 → FIN_WAIT_2, CLOSING → TIME_WAIT, LAST_ACK → CLOSED).
 //! So the client's ESTABLISHED shows on handshake step 3, its own ACK.
 
+use super::state::ALL_STATES;
 use super::zeek::Zeek;
 use super::{
     CloseKind, ConnSummary, EndReason, Handshake, Initiator, Kind, LostHint, PacketInfo, RstCheck,
@@ -108,6 +109,9 @@ pub struct Conn {
     /// When the close finished (both sides done) or a RST ended it.
     pub(crate) ended_at: Option<Timestamp>,
     pub(crate) reset: bool,
+    /// Its record is out (the close linger is over) but it could not be made a [`Tail`]:
+    /// later packets are still analysed here and counted apart.
+    pub(crate) emitted: bool,
     zeek: Zeek,
     /// The sender's next sequence number before the current packet (for RST checks).
     pre_nextseq: SeqNumber,
@@ -184,6 +188,7 @@ impl Conn {
             initiator: None,
             ended_at: None,
             reset: false,
+            emitted: false,
             zeek: Zeek::default(),
             pre_nextseq: SeqNumber(0),
         };
@@ -892,6 +897,298 @@ impl Conn {
             port_reuse: self.port_reuse,
             end,
             syn_cookie: false,
+        }
+    }
+}
+
+/// A time as an exact offset from a base in 31 bits: nanoseconds within ±1.07 s, else whole
+/// microseconds within ±17.9 min (every offset of a µs-resolution capture); the low bit says
+/// which. `None` when neither holds exactly.
+fn pack_time(t: i64, base: i64) -> Option<i32> {
+    const LIM: i64 = 1 << 30;
+    let d = t.checked_sub(base)?;
+    if (-LIM..LIM).contains(&d) {
+        Some((d as i32) << 1)
+    } else if d % 1000 == 0 && (-LIM..LIM).contains(&(d / 1000)) {
+        Some(((d / 1000) as i32) << 1 | 1)
+    } else {
+        None
+    }
+}
+
+fn unpack_time(v: i32, base: i64) -> i64 {
+    let d = i64::from(v >> 1);
+    base.wrapping_add(if v & 1 == 1 { d * 1000 } else { d })
+}
+
+/// One direction of a [`Tail`]: Wireshark's sequence analysis and the RFC 9293 state, packed.
+#[derive(Clone, Copy, Debug)]
+struct TailHalf {
+    isn: u32,
+    base: u32,
+    nextseq: u32,
+    maxseqtobeacked: u32,
+    lastack: u32,
+    fin_seq: u32,
+    dupacknum: u32,
+    lastnondupack: u32,
+    /// Offsets from the tail's `last_ts` ([`pack_time`]).
+    nextseq_ts: i32,
+    lastack_ts: i32,
+    last_syn_ts: i32,
+    window: u16,
+    syn_tries: u8,
+    synacks: u8,
+    /// 0xff: no SYN seen, 0xfe: SYN without the option, else the shift.
+    wscale: u8,
+    /// State (bits 0-3), `last_flags` (4-5), unanswered keep-alives up to 3 (6-7: only
+    /// "at least 2" is ever asked).
+    packed: u8,
+    /// `isn`, `base`, `fin_seq` set; `is_first_ack`, `fin_acked`, `got_peer_fin`.
+    bits: u8,
+}
+
+const H_ISN: u8 = 1;
+const H_BASE: u8 = 2;
+const H_FIN: u8 = 4;
+const H_FIRST_ACK: u8 = 8;
+const H_FIN_ACKED: u8 = 16;
+const H_GOT_FIN: u8 = 32;
+
+impl TailHalf {
+    fn pack(h: &Half, base: i64) -> Option<TailHalf> {
+        let flag = |b: bool, f: u8| if b { f } else { 0 };
+        Some(TailHalf {
+            isn: h.isn.map_or(0, |s| s.0),
+            base: h.base.map_or(0, |s| s.0),
+            nextseq: h.nextseq.0,
+            maxseqtobeacked: h.maxseqtobeacked.0,
+            lastack: h.lastack.0,
+            fin_seq: h.fin_seq.map_or(0, |s| s.0),
+            dupacknum: h.dupacknum,
+            lastnondupack: u32::try_from(h.lastnondupack).ok()?,
+            nextseq_ts: pack_time(h.nextseq_ts.0, base)?,
+            lastack_ts: pack_time(h.lastack_ts.0, base)?,
+            // Only read on a repeated SYN, which needs an earlier one (0 until then).
+            last_syn_ts: if h.syn_tries == 0 {
+                0
+            } else {
+                pack_time(h.last_syn_ts.0, base)?
+            },
+            window: h.window,
+            syn_tries: u8::try_from(h.syn_tries).ok()?,
+            synacks: u8::try_from(h.synacks).ok()?,
+            wscale: match h.wscale {
+                None => 0xff,
+                Some(None) => 0xfe,
+                Some(Some(s)) => s,
+            },
+            packed: h.state as u8 | h.last_flags << 4 | h.unanswered_keepalives.min(3) << 6,
+            bits: flag(h.isn.is_some(), H_ISN)
+                | flag(h.base.is_some(), H_BASE)
+                | flag(h.fin_seq.is_some(), H_FIN)
+                | flag(h.is_first_ack, H_FIRST_ACK)
+                | flag(h.fin_acked, H_FIN_ACKED)
+                | flag(h.got_peer_fin, H_GOT_FIN),
+        })
+    }
+
+    fn unpack(&self, base: i64) -> Half {
+        let opt = |f: u8, v: u32| (self.bits & f != 0).then_some(SeqNumber(v));
+        let state = self.packed & 15;
+        Half {
+            isn: opt(H_ISN, self.isn),
+            syn_tries: u32::from(self.syn_tries),
+            synacks: u32::from(self.synacks),
+            last_syn_ts: Timestamp(if self.syn_tries == 0 {
+                0
+            } else {
+                unpack_time(self.last_syn_ts, base)
+            }),
+            wscale: match self.wscale {
+                0xff => None,
+                0xfe => Some(None),
+                s => Some(Some(s)),
+            },
+            base: opt(H_BASE, self.base),
+            nextseq: SeqNumber(self.nextseq),
+            nextseq_ts: Timestamp(unpack_time(self.nextseq_ts, base)),
+            maxseqtobeacked: SeqNumber(self.maxseqtobeacked),
+            lastack: SeqNumber(self.lastack),
+            lastack_ts: Timestamp(unpack_time(self.lastack_ts, base)),
+            window: self.window,
+            is_first_ack: self.bits & H_FIRST_ACK != 0,
+            dupacknum: self.dupacknum,
+            lastnondupack: u64::from(self.lastnondupack),
+            last_flags: self.packed >> 4 & 3,
+            state: ALL_STATES
+                .into_iter()
+                .find(|&s| s as u8 == state)
+                .unwrap_or_default(),
+            fin_seq: opt(H_FIN, self.fin_seq),
+            fin_acked: self.bits & H_FIN_ACKED != 0,
+            got_peer_fin: self.bits & H_GOT_FIN != 0,
+            unanswered_keepalives: self.packed >> 6,
+            counts: SideCounts::default(),
+        }
+    }
+}
+
+/// A closed connection whose record is out, kept until 2 MSL after its close (Linux's
+/// `inet_timewait_sock`): exactly what later packets need to be analysed as before —
+/// which side is the client, both sides' states and Wireshark sequence analysis, the
+/// handshake and close progress. Counts and Zeek's history went out with the record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tail {
+    h: [TailHalf; 2],
+    /// The last packet's time: the base of every packed time.
+    pub(crate) last_ts: Timestamp,
+    id: u32,
+    ended_at: i32,
+    /// The handshake RTT (`irtt`) if known, else the last SYN's time (`mru_syn_ts`).
+    rtt: i32,
+    close_steps: u8,
+    close_total: u8,
+    /// 0: none, 1 + side, 3: simultaneous.
+    initiator: u8,
+    bits: u8,
+}
+
+const T_CLIENT_LO: u8 = 1;
+const T_SYN: u8 = 2;
+const T_SYNACK: u8 = 4;
+const T_ACK: u8 = 8;
+const T_SYN_SINCE: u8 = 16;
+const T_SIMULTANEOUS: u8 = 32;
+const T_IRTT: u8 = 64;
+const T_MRU_SYN: u8 = 128;
+
+/// Whether the client is the lower (address, port) of the two: with the segment, this gives
+/// both addresses back without storing them.
+fn client_is_lo(client: SocketAddr, server: SocketAddr) -> bool {
+    (client.ip(), client.port()) <= (server.ip(), server.port())
+}
+
+impl Tail {
+    /// The tail of a closed connection, or `None` when a number does not fit exactly (then the
+    /// connection is kept whole).
+    pub(crate) fn of(c: &Conn) -> Option<Tail> {
+        let base = c.last_ts.0;
+        let ended_at = c.ended_at?;
+        // The SYN-ACK's time is only read before the handshake's ACK.
+        if c.reset || !c.ack_seen && (c.syn_seen || c.synack_seen || c.simultaneous) {
+            return None;
+        }
+        let flag = |b: bool, f: u8| if b { f } else { 0 };
+        let rtt = match (c.irtt_ns, c.mru_syn_ts) {
+            (Some(d), _) => pack_time(d, 0)?,
+            (None, Some(t)) => pack_time(t.0, base)?,
+            (None, None) => 0,
+        };
+        Some(Tail {
+            h: [
+                TailHalf::pack(&c.h[0], base)?,
+                TailHalf::pack(&c.h[1], base)?,
+            ],
+            last_ts: c.last_ts,
+            id: u32::try_from(c.id).ok()?,
+            ended_at: pack_time(ended_at.0, base)?,
+            rtt,
+            close_steps: c.close_steps,
+            close_total: c.close_total,
+            initiator: match c.initiator {
+                None => 0,
+                Some(Initiator::Side(s)) => 1 + s.index() as u8,
+                Some(Initiator::Simultaneous) => 3,
+            },
+            bits: flag(client_is_lo(c.client, c.server), T_CLIENT_LO)
+                | flag(c.syn_seen, T_SYN)
+                | flag(c.synack_seen, T_SYNACK)
+                | flag(c.ack_seen, T_ACK)
+                | flag(c.syn_since_synack, T_SYN_SINCE)
+                | flag(c.simultaneous, T_SIMULTANEOUS)
+                | flag(c.irtt_ns.is_some(), T_IRTT)
+                | flag(c.irtt_ns.is_none() && c.mru_syn_ts.is_some(), T_MRU_SYN),
+        })
+    }
+
+    /// Connection id.
+    pub(crate) fn id(&self) -> u64 {
+        u64::from(self.id)
+    }
+
+    /// When the close finished.
+    pub(crate) fn ended_at(&self) -> i64 {
+        unpack_time(self.ended_at, self.last_ts.0)
+    }
+
+    /// Client and server addresses, given a segment of this connection.
+    fn ends(&self, seg: &Segment) -> (SocketAddr, SocketAddr) {
+        let src = SocketAddr::new(seg.src, seg.sport);
+        let dst = SocketAddr::new(seg.dst, seg.dport);
+        if client_is_lo(src, dst) == (self.bits & T_CLIENT_LO != 0) {
+            (src, dst)
+        } else {
+            (dst, src)
+        }
+    }
+
+    /// [`Conn::starts_new`] for the connection this tail was.
+    pub(crate) fn starts_new(&self, seg: &Segment) -> bool {
+        if !seg.flags.syn() || seg.flags.ack() {
+            return false;
+        }
+        let (client, _) = self.ends(seg);
+        let side = usize::from(!(seg.sport == client.port() && seg.src == client.ip()));
+        let h = &self.h[side];
+        h.bits & H_BASE != 0 && h.base != seg.seq
+    }
+}
+
+impl Conn {
+    /// The connection a tail was, as far as later packets can tell (what only the record
+    /// needed starts from zero). `seg` is a packet of it.
+    pub(crate) fn from_tail(t: &Tail, seg: &Segment) -> Conn {
+        let base = t.last_ts.0;
+        let (client, server) = t.ends(seg);
+        let bit = |f: u8| t.bits & f != 0;
+        Conn {
+            id: t.id(),
+            client,
+            server,
+            first_ts: t.last_ts,
+            last_ts: t.last_ts,
+            h: [t.h[0].unpack(base), t.h[1].unpack(base)],
+            first_packet: false,
+            syn_seen: bit(T_SYN),
+            synack_seen: bit(T_SYNACK),
+            synack_ts: t.last_ts,
+            ack_seen: bit(T_ACK),
+            refused: false,
+            syn_since_synack: bit(T_SYN_SINCE),
+            simultaneous: bit(T_SIMULTANEOUS),
+            syn_rtx: 0,
+            synack_rtx: 0,
+            mru_syn_ts: bit(T_MRU_SYN).then(|| Timestamp(unpack_time(t.rtt, base))),
+            irtt_ns: bit(T_IRTT).then(|| unpack_time(t.rtt, 0)),
+            syn_synack_ns: None,
+            synack_ack_ns: None,
+            midstream: false,
+            port_reuse: false,
+            close_steps: t.close_steps,
+            close_total: t.close_total,
+            close: CloseKind::None,
+            initiator: match t.initiator {
+                0 => None,
+                1 => Some(Initiator::Side(Side::Client)),
+                2 => Some(Initiator::Side(Side::Server)),
+                _ => Some(Initiator::Simultaneous),
+            },
+            ended_at: Some(Timestamp(t.ended_at())),
+            reset: false,
+            emitted: true,
+            zeek: Zeek::default(),
+            pre_nextseq: SeqNumber(0),
         }
     }
 }

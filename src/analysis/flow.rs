@@ -1,11 +1,14 @@
 //! The flow table: connections keyed by their canonical 4-tuple, ids in first-seen order.
 //!
 //! Memory is bounded by live connections: a connection is summarised and freed when its close
-//! is over (2 MSL after TIME_WAIT began, or a short linger after a RST), when it has been idle
-//! for the idle timeout, when a new SYN takes its 4-tuple, or when the table is full (the least
-//! recently active are evicted, in batches, and counted).
+//! is over, when it has been idle for the idle timeout, when a new SYN takes its 4-tuple, or
+//! when the table is full (the least recently active are evicted, in batches, and counted).
+//! A close is over a short linger after the RST, or after the last FIN's ACK (Zeek's
+//! `tcp_reset_delay` / `tcp_close_delay`); a FIN-closed connection then leaves its record and
+//! a small [`Tail`] that answers late packets until 2 MSL after the close (Linux replaces a
+//! socket in TIME_WAIT by an `inet_timewait_sock` the same way).
 
-use super::conn::Conn;
+use super::conn::{Conn, Tail};
 use super::{AnalysisConfig, AnalysisStats, ConnSummary, EndReason, PacketInfo};
 use crate::capture::Timestamp;
 use crate::decode::Segment;
@@ -35,14 +38,28 @@ impl Key {
 /// How often (capture time) expired connections are looked for.
 const SWEEP_NS: i64 = 1_000_000_000;
 
+/// What the sweep does to a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    /// Its close is over (2 MSL, or the reset linger): record (if not out yet) and free.
+    Expired,
+    /// Idle for the idle timeout: record (if not out yet) and free.
+    Idle,
+    /// Closed and the close linger is over: record, keep a tail.
+    Linger,
+}
+
 /// Live connections.
 #[derive(Debug)]
 pub struct FlowTable {
     map: HashMap<Key, Conn, foldhash::fast::RandomState>,
+    /// Closed connections whose record is out, until 2 MSL after the close.
+    tails: HashMap<Key, Tail, foldhash::fast::RandomState>,
     cfg: AnalysisConfig,
     next_id: u64,
     last_sweep: Option<Timestamp>,
     scratch: Vec<(i64, u64, Key)>,
+    due: Vec<(u64, Key, Due)>,
 }
 
 impl FlowTable {
@@ -50,21 +67,23 @@ impl FlowTable {
     pub fn new(cfg: AnalysisConfig) -> Self {
         FlowTable {
             map: HashMap::default(),
+            tails: HashMap::default(),
             cfg,
             next_id: 0,
             last_sweep: None,
             scratch: Vec::new(),
+            due: Vec::new(),
         }
     }
 
-    /// Connections held.
+    /// Connections held (closed ones waiting out TIME_WAIT included).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.tails.len()
     }
 
     /// No connections held.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.tails.is_empty()
     }
 
     pub(crate) fn packet(
@@ -91,7 +110,10 @@ impl FlowTable {
         }
         let key = Key::of(seg);
         // One lookup per packet; only a full table costs a second one (to evict first).
-        if self.map.len() >= self.cfg.max_connections.max(1) && !self.map.contains_key(&key) {
+        if self.len() >= self.cfg.max_connections.max(1)
+            && !self.map.contains_key(&key)
+            && !self.tails.contains_key(&key)
+        {
             self.evict(ended, stats);
         }
         let conn = match self.map.entry(key) {
@@ -102,54 +124,129 @@ impl FlowTable {
                     let old = std::mem::replace(conn, Conn::new(self.next_id, seg, true));
                     self.next_id += 1;
                     stats.connections += 1;
-                    ended.push(old.summary(EndReason::Replaced));
+                    if old.emitted {
+                        info.replaced = Some((old.id, old.last_ts));
+                    } else {
+                        ended.push(old.summary(EndReason::Replaced));
+                    }
+                } else if conn.emitted {
+                    stats.time_wait_packets += 1;
+                    info.after_record = true;
                 }
                 conn
             }
             Entry::Vacant(v) => {
+                let tail = if self.tails.is_empty() {
+                    None
+                } else {
+                    self.tails.remove(&key)
+                };
+                match tail {
+                    Some(t) if !t.starts_new(seg) => {
+                        // A late packet of a closed connection: analysed by the same code,
+                        // then packed again.
+                        stats.time_wait_packets += 1;
+                        info.after_record = true;
+                        let mut c = Conn::from_tail(&t, seg);
+                        c.segment(seg, info);
+                        match Tail::of(&c) {
+                            Some(t) => {
+                                self.tails.insert(key, t);
+                            }
+                            None => {
+                                v.insert(c);
+                            }
+                        }
+                        return;
+                    }
+                    Some(t) => {
+                        // Its record is out: only its TIME_WAIT ends here.
+                        info.replaced = Some((t.id(), t.last_ts));
+                    }
+                    None => {}
+                }
                 let id = self.next_id;
                 self.next_id += 1;
                 stats.connections += 1;
-                v.insert(Conn::new(id, seg, false))
+                v.insert(Conn::new(id, seg, tail.is_some()))
             }
         };
         conn.segment(seg, info);
-        stats.peak_live = stats.peak_live.max(self.map.len() as u64);
+        stats.peak_live = stats.peak_live.max(self.len() as u64);
     }
 
-    /// Frees closed-and-expired and idle connections.
+    /// Frees closed-and-expired and idle connections; emits the records of closed ones whose
+    /// linger is over and keeps their tails.
     fn sweep(&mut self, now: Timestamp, ended: &mut Vec<ConnSummary>, stats: &mut AnalysisStats) {
         let two_msl = self.cfg.msl_ns.saturating_mul(2);
-        let (linger, idle) = (self.cfg.reset_linger_ns, self.cfg.idle_ns);
-        self.scratch.clear();
+        let (linger, close_linger, idle) = (
+            self.cfg.reset_linger_ns,
+            self.cfg.close_linger_ns,
+            self.cfg.idle_ns,
+        );
+        self.due.clear();
         for (k, c) in &self.map {
-            if c.expiry(two_msl, linger).is_some_and(|t| now.0 >= t) {
-                self.scratch.push((0, c.id, *k));
+            let due = if c.expiry(two_msl, linger).is_some_and(|t| now.0 >= t) {
+                Due::Expired
             } else if now.0.saturating_sub(c.last_ts.0) >= idle {
-                self.scratch.push((1, c.id, *k));
+                Due::Idle
+            } else if !c.emitted
+                && !c.reset
+                && c.ended_at
+                    .is_some_and(|t| now.0 >= t.0.saturating_add(close_linger))
+            {
+                Due::Linger
+            } else {
+                continue;
+            };
+            self.due.push((c.id, *k, due));
+        }
+        self.due.sort_unstable_by_key(|e| e.0);
+        for &(_, k, due) in &self.due {
+            let Some(c) = self.map.get_mut(&k) else {
+                continue;
+            };
+            match due {
+                Due::Linger => {
+                    c.emitted = true;
+                    ended.push(c.summary(EndReason::Closed));
+                    if let Some(t) = Tail::of(c) {
+                        self.map.remove(&k);
+                        self.tails.insert(k, t);
+                    }
+                }
+                Due::Expired | Due::Idle => {
+                    let Some(c) = self.map.remove(&k) else {
+                        continue;
+                    };
+                    if c.emitted {
+                        continue;
+                    }
+                    let reason = if due == Due::Idle {
+                        stats.idle_expired += 1;
+                        EndReason::Idle
+                    } else if c.reset {
+                        EndReason::Reset
+                    } else {
+                        EndReason::Closed
+                    };
+                    ended.push(c.summary(reason));
+                }
             }
         }
-        self.scratch.sort_unstable_by_key(|e| e.1);
-        for &(why, _, k) in &self.scratch {
-            if let Some(c) = self.map.remove(&k) {
-                let reason = if why == 1 {
-                    stats.idle_expired += 1;
-                    EndReason::Idle
-                } else if c.reset {
-                    EndReason::Reset
-                } else {
-                    EndReason::Closed
-                };
-                ended.push(c.summary(reason));
-            }
-        }
+        self.tails.retain(|_, t| {
+            now.0 < t.ended_at().saturating_add(two_msl) && now.0.saturating_sub(t.last_ts.0) < idle
+        });
     }
 
-    /// Evicts the least recently active sixteenth of the table.
+    /// Evicts the least recently active sixteenth of the table (tails included: their
+    /// records are out already).
     fn evict(&mut self, ended: &mut Vec<ConnSummary>, stats: &mut AnalysisStats) {
         self.scratch.clear();
         self.scratch
             .extend(self.map.iter().map(|(k, c)| (c.last_ts.0, c.id, *k)));
+        self.scratch
+            .extend(self.tails.iter().map(|(k, t)| (t.last_ts.0, t.id(), *k)));
         let n = (self.scratch.len() / 16).max(1);
         if n < self.scratch.len() {
             self.scratch.select_nth_unstable_by_key(n, |e| (e.0, e.1));
@@ -158,8 +255,12 @@ impl FlowTable {
         self.scratch.sort_unstable_by_key(|e| e.1);
         for &(_, _, k) in &self.scratch {
             if let Some(c) = self.map.remove(&k) {
-                stats.evicted += 1;
-                ended.push(c.summary(EndReason::Evicted));
+                if !c.emitted {
+                    stats.evicted += 1;
+                    ended.push(c.summary(EndReason::Evicted));
+                }
+            } else {
+                self.tails.remove(&k);
             }
         }
     }
@@ -168,8 +269,12 @@ impl FlowTable {
     pub(crate) fn finish(&mut self, ended: &mut Vec<ConnSummary>) {
         // Sort ids and keys, not whole connections: each is removed as it is summarised.
         self.scratch.clear();
-        self.scratch
-            .extend(self.map.iter().map(|(k, c)| (0, c.id, *k)));
+        self.scratch.extend(
+            self.map
+                .iter()
+                .filter(|(_, c)| !c.emitted)
+                .map(|(k, c)| (0, c.id, *k)),
+        );
         self.scratch.sort_unstable_by_key(|e| e.1);
         for &(_, _, k) in &self.scratch {
             let Some(c) = self.map.remove(&k) else {
@@ -183,6 +288,8 @@ impl FlowTable {
             ended.push(c.summary(reason));
         }
         self.scratch = Vec::new();
+        self.due = Vec::new();
         self.map = HashMap::default();
+        self.tails = HashMap::default();
     }
 }

@@ -38,6 +38,10 @@ pub struct AnalysisConfig {
     pub idle_ns: i64,
     /// How long a reset connection is kept for stray packets (Zeek's `tcp_reset_delay`).
     pub reset_linger_ns: i64,
+    /// How long a FIN-closed connection is kept whole after its close (Zeek's
+    /// `tcp_close_delay`); then its record goes out and a small tail answers late packets
+    /// until 2 MSL after the close.
+    pub close_linger_ns: i64,
     /// Most connections held at once; beyond it the least recently active are evicted.
     pub max_connections: usize,
 }
@@ -48,6 +52,7 @@ impl Default for AnalysisConfig {
             msl_ns: 30 * NS_PER_SEC,
             idle_ns: 300 * NS_PER_SEC,
             reset_linger_ns: 5 * NS_PER_SEC,
+            close_linger_ns: 5 * NS_PER_SEC,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
@@ -291,6 +296,13 @@ pub struct PacketInfo {
     pub explain: Explain,
     /// 2 MSL in ns (for the TIME_WAIT text).
     pub two_msl_ns: i64,
+    /// The connection's record is already out (it closed, and the close linger is over):
+    /// this packet is analysed but counted in [`AnalysisStats::time_wait_packets`], not in
+    /// the record.
+    pub after_record: bool,
+    /// This SYN took the 4-tuple of a closed connection whose record is already out: that
+    /// connection's id and last packet time (its TIME_WAIT ends here).
+    pub replaced: Option<(u64, Timestamp)>,
 }
 
 impl PacketInfo {
@@ -407,8 +419,11 @@ pub struct AnalysisStats {
     pub evicted: u64,
     /// Connections ended by the idle timeout.
     pub idle_expired: u64,
-    /// Most connections held at once.
+    /// Most connections held at once (closed ones waiting out TIME_WAIT included).
     pub peak_live: u64,
+    /// Packets that came after their connection's record went out (closed connections
+    /// waiting out TIME_WAIT: retransmitted FINs and ACKs, RSTs, stray segments).
+    pub time_wait_packets: u64,
     /// Packets per annotation kind, in [`ALL_KINDS`] order.
     pub kinds: [u64; ALL_KINDS.len()],
 }

@@ -329,6 +329,10 @@ impl Detectors {
     /// Takes one analysed TCP packet (call after the analysis of `seg`).
     pub fn packet(&mut self, seg: &Segment, info: &PacketInfo) {
         self.advance(seg.ts);
+        if let Some((old, at)) = info.replaced {
+            // A closed connection whose record is already out (see `conn_end`).
+            self.tw.replaced(old, at);
+        }
         let Some(from) = info.from else { return };
         let k = &info.kinds;
         let id = info.conn;

@@ -240,9 +240,14 @@ impl TimeWait {
     /// A connection ended: a new connection on its 4-tuple ends TIME_WAIT early.
     pub(crate) fn conn_end(&mut self, c: &ConnSummary) {
         if c.end == EndReason::Replaced {
-            self.leave((c.id, 0), c.last_ts);
-            self.leave((c.id, 1), c.last_ts);
+            self.replaced(c.id, c.last_ts);
         }
+    }
+
+    /// A new connection took the 4-tuple of connection `id`, last active at `at`.
+    pub(crate) fn replaced(&mut self, id: u64, at: Timestamp) {
+        self.leave((id, 0), at);
+        self.leave((id, 1), at);
     }
 
     pub(crate) fn take_fired(&mut self, out: &mut Vec<Finding>) {

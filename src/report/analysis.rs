@@ -67,6 +67,12 @@ impl AnalysisReport {
         det.packet(seg, info);
         match self.mode {
             Mode::Annotated => self.annotator.write(out, info)?,
+            // A connection's notes went out with its record.
+            Mode::Ndjson | Mode::Json if info.after_record => {
+                if self.mode == Mode::Ndjson {
+                    self.ndjson.packet(out, seg, info)?;
+                }
+            }
             Mode::Ndjson => {
                 self.notes.packet(info);
                 self.ndjson.packet(out, seg, info)?;
@@ -127,8 +133,13 @@ impl AnalysisReport {
                 writeln!(
                     out,
                     "flow table: {} connections, at most {} live at once, {} ended by the idle \
-                     timeout, {} evicted by --max-connections",
-                    stats.connections, stats.peak_live, stats.idle_expired, stats.evicted
+                     timeout, {} evicted by --max-connections, {} packets after their \
+                     connection's record (TIME_WAIT)",
+                    stats.connections,
+                    stats.peak_live,
+                    stats.idle_expired,
+                    stats.evicted,
+                    stats.time_wait_packets
                 )?;
                 findings::write_table(out, det.findings(), self.table_width)
             }

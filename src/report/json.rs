@@ -699,8 +699,11 @@ pub struct StatsRec<'a> {
     evicted: u64,
     /// Connections ended by the idle timeout.
     idle_expired: u64,
-    /// Most connections held at once.
+    /// Most connections held at once (closed ones waiting out TIME_WAIT included).
     peak_live_connections: u64,
+    /// TCP packets that came after their connection's record (closed connections waiting
+    /// out TIME_WAIT); analysed, but not counted in any connection record.
+    time_wait_packets: u64,
     /// Packets carrying each annotation kind.
     #[schemars(schema_with = "annotation_counts_schema")]
     annotations: AnnotationCounts<'a>,
@@ -724,6 +727,7 @@ impl<'a> StatsRec<'a> {
             evicted: a.evicted,
             idle_expired: a.idle_expired,
             peak_live_connections: a.peak_live,
+            time_wait_packets: a.time_wait_packets,
             annotations: AnnotationCounts(&a.kinds),
         }
     }
