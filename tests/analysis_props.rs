@@ -803,3 +803,179 @@ fn detector_time_differences_saturate() {
     analyse(&segs, &cfg);
     run(pcap(&[]), &cfg);
 }
+
+/// Closed connections on some of the generator's 4-tuples (sequence numbers near 0, where its
+/// segments land), from `t0` on: handshake (or none: mid-stream), 3 bytes, a FIN from either
+/// side, the other's FIN-ACK, the last ACK.
+fn closed_connections(t0: i64) -> Vec<Segment> {
+    let tuples = [
+        (0, 2, 1, 0),
+        (1, 2, 0, 1),
+        (3, 2, 4, 0),
+        (2, 3, 0, 0),
+        (4, 1, 3, 2),
+    ];
+    let mut out = Vec::new();
+    let mut ts = t0;
+    for (i, &(c, cp, s, sp)) in tuples.iter().enumerate() {
+        let (ci, si) = (u32::MAX - 1, u32::MAX - 2 + i as u32);
+        let cli = Segment {
+            number: 0,
+            ts: Timestamp(0),
+            src: ADDRS[c].parse().unwrap(),
+            dst: ADDRS[s].parse().unwrap(),
+            sport: PORTS[cp],
+            dport: PORTS[sp],
+            seq: ci,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 1000,
+            payload_len: 0,
+            options: OptionSummary {
+                wscale: (i % 2 == 0).then_some(3),
+                ..OptionSummary::default()
+            },
+            ttl: 64,
+        };
+        let srv = Segment {
+            src: cli.dst,
+            dst: cli.src,
+            sport: cli.dport,
+            dport: cli.sport,
+            seq: si,
+            ..cli
+        };
+        let (a, f) = (TcpFlags::ACK, TcpFlags::FIN);
+        let mut steps = vec![
+            (cli, TcpFlags::SYN, ci, 0, 0),
+            (srv, TcpFlags::SYN | a, si, ci.wrapping_add(1), 0),
+            (cli, a, ci.wrapping_add(1), si.wrapping_add(1), 0),
+        ];
+        if i == 3 {
+            steps.clear(); // mid-stream
+        }
+        steps.push((cli, a, ci.wrapping_add(1), si.wrapping_add(1), 3));
+        steps.push((srv, a, si.wrapping_add(1), ci.wrapping_add(4), 0));
+        let (first, second) = if i % 2 == 0 { (cli, srv) } else { (srv, cli) };
+        let next = |s: &Segment| {
+            if s.src == cli.src {
+                ci.wrapping_add(4)
+            } else {
+                si.wrapping_add(1)
+            }
+        };
+        steps.push((first, f | a, next(&first), next(&second), 0));
+        steps.push((
+            second,
+            f | a,
+            next(&second),
+            next(&first).wrapping_add(1),
+            0,
+        ));
+        steps.push((
+            first,
+            a,
+            next(&first).wrapping_add(1),
+            next(&second).wrapping_add(1),
+            0,
+        ));
+        for (tpl, flags, seq, ack, len) in steps {
+            ts += 7_000_000;
+            out.push(Segment {
+                ts: Timestamp(ts),
+                seq,
+                ack,
+                flags: TcpFlags(flags),
+                payload_len: len,
+                options: if flags & TcpFlags::SYN != 0 {
+                    tpl.options
+                } else {
+                    OptionSummary::default()
+                },
+                ..tpl
+            });
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Late packets of closed connections whose record is out (the connection packed into a
+    /// tail, or kept whole when it does not pack) are analysed exactly as if the connection
+    /// had been kept whole until 2 MSL (a close linger longer than the capture): the same
+    /// annotations, states and numbers for every packet; each record is emitted once, and
+    /// every packet is counted in a record or as a late one.
+    #[test]
+    fn tails_analyse_as_whole_connections(
+        data in proptest::collection::vec(any::<u8>(), 0..3000),
+        linger_ms in prop_oneof![Just(0i64), 0..4000i64],
+        max in prop_oneof![Just(usize::MAX), 3..12usize],
+        ordered in any::<bool>(),
+    ) {
+        let t0 = 1_700_000_000_000_000_000 - 2_000_000_000;
+        let mut segs = closed_connections(t0);
+        let mut rest = segments(&data);
+        // Most of them on the closed connections' 4-tuples, either way.
+        let ends: Vec<_> = segs.iter().map(|s| (s.src, s.sport, s.dst, s.dport)).collect();
+        for (k, s) in rest.iter_mut().enumerate() {
+            if k % 4 != 3 {
+                let (a, ap, b, bp) = ends[k * 7 % ends.len()];
+                (s.src, s.sport, s.dst, s.dport) = (a, ap, b, bp);
+            }
+        }
+        if ordered {
+            // Time only goes forward: the common case, where tails always pack.
+            let mut t = segs.last().unwrap().ts.0;
+            for s in &mut rest {
+                t += (s.ts.0 % 3_000_000_000).abs();
+                s.ts = Timestamp(t);
+            }
+        }
+        segs.extend(rest);
+        for (i, s) in segs.iter_mut().enumerate() {
+            s.number = i as u64 + 1;
+        }
+        let whole = AnalysisConfig {
+            msl_ns: 7_000_000_000,
+            idle_ns: 40_000_000_000,
+            reset_linger_ns: 1_000_000_000,
+            close_linger_ns: i64::MAX,
+            max_connections: max,
+        };
+        let tails = AnalysisConfig { close_linger_ns: linger_ms * 1_000_000, ..whole };
+        let (mut a, mut b) = (Analyzer::new(whole), Analyzer::new(tails));
+        let (mut ids_a, mut ids_b, mut counted) = (Vec::new(), Vec::new(), 0);
+        let mut late = 0;
+        for s in &segs {
+            let want = format!("{:?}", a.packet(s));
+            let mut got = *b.packet(s);
+            late += u64::from(got.after_record);
+            got.after_record = false;
+            got.replaced = None;
+            prop_assert_eq!(want, format!("{got:?}"), "packet {}", s.number);
+            ids_a.extend(a.drain_ended().map(|c| c.id));
+            for c in b.drain_ended() {
+                ids_b.push(c.id);
+                counted += c.client_counts.packets + c.server_counts.packets;
+            }
+            prop_assert_eq!(a.live(), b.live());
+        }
+        a.finish();
+        b.finish();
+        ids_a.extend(a.drain_ended().map(|c| c.id));
+        for c in b.drain_ended() {
+            ids_b.push(c.id);
+            counted += c.client_counts.packets + c.server_counts.packets;
+        }
+        ids_a.sort_unstable();
+        ids_b.sort_unstable();
+        prop_assert_eq!(ids_a, ids_b.clone());
+        ids_b.dedup();
+        prop_assert_eq!(ids_b.len() as u64, b.stats().connections, "one record each");
+        prop_assert_eq!(late, b.stats().time_wait_packets);
+        prop_assert_eq!(counted + late, segs.len() as u64);
+        prop_assert_eq!(a.stats().peak_live, b.stats().peak_live);
+    }
+}

@@ -1033,7 +1033,6 @@ impl TailHalf {
             fin_acked: self.bits & H_FIN_ACKED != 0,
             got_peer_fin: self.bits & H_GOT_FIN != 0,
             unanswered_keepalives: self.packed >> 6,
-            counts: SideCounts::default(),
         }
     }
 }
@@ -1163,6 +1162,7 @@ impl Conn {
             first_ts: t.last_ts,
             last_ts: t.last_ts,
             h: [t.h[0].unpack(base), t.h[1].unpack(base)],
+            counts: [SideCounts::default(); 2],
             first_packet: false,
             syn_seen: bit(T_SYN),
             synack_seen: bit(T_SYNACK),
@@ -1194,5 +1194,20 @@ impl Conn {
             zeek: Zeek::default(),
             pre_nextseq: SeqNumber(0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "Tail {} Conn {} Half {}",
+            size_of::<Tail>(),
+            size_of::<Conn>(),
+            size_of::<Half>()
+        );
     }
 }
