@@ -1201,13 +1201,30 @@ impl Conn {
 mod tests {
     use super::*;
 
+    /// A tail is what keeps memory bounded by open connections (docs/performance.md).
     #[test]
-    fn sizes() {
-        eprintln!(
-            "Tail {} Conn {} Half {}",
-            size_of::<Tail>(),
-            size_of::<Conn>(),
-            size_of::<Half>()
-        );
+    fn a_tail_is_small() {
+        assert!(size_of::<Tail>() <= 128, "{}", size_of::<Tail>());
+    }
+
+    #[test]
+    fn packed_times_are_exact_or_refused() {
+        let base = 1_700_000_000_123_456_789;
+        for d in [
+            0,
+            1,
+            -1,
+            (1 << 30) - 1,
+            -(1 << 30),
+            5_000_000_000,
+            -1_000_000_000_000,
+        ] {
+            let v = pack_time(base + d, base).expect("fits");
+            assert_eq!(unpack_time(v, base), base + d, "{d}");
+        }
+        // Not a whole µs beyond ±1.07 s, or beyond ±17.9 min: refused, never rounded.
+        assert_eq!(pack_time(base + 5_000_000_001, base), None);
+        assert_eq!(pack_time(base + 1_100_000_000_000, base), None);
+        assert_eq!(pack_time(i64::MAX, i64::MIN), None);
     }
 }
