@@ -912,6 +912,7 @@ proptest! {
         data in proptest::collection::vec(any::<u8>(), 0..3000),
         linger_ms in prop_oneof![Just(0i64), 0..4000i64],
         max in prop_oneof![Just(usize::MAX), 3..12usize],
+        idle_s in prop_oneof![Just(40i64), 1..12i64],
         ordered in any::<bool>(),
     ) {
         let t0 = 1_700_000_000_000_000_000 - 2_000_000_000;
@@ -939,7 +940,7 @@ proptest! {
         }
         let whole = AnalysisConfig {
             msl_ns: 7_000_000_000,
-            idle_ns: 40_000_000_000,
+            idle_ns: idle_s * 1_000_000_000,
             reset_linger_ns: 1_000_000_000,
             close_linger_ns: i64::MAX,
             max_connections: max,

@@ -12,9 +12,11 @@ use super::conn::{Conn, Tail};
 use super::{AnalysisConfig, AnalysisStats, ConnSummary, EndReason, PacketInfo};
 use crate::capture::Timestamp;
 use crate::decode::Segment;
-use std::collections::HashMap;
+use hashbrown::HashTable;
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::hash::{Hash, Hasher};
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
 /// Canonical 4-tuple: the lower (address, port) first. Addresses are kept as plain integers
@@ -68,6 +70,134 @@ impl Key {
     }
 }
 
+/// Shards of the tail table. A hash table grows by doubling, and while it copies, the old and
+/// the new one are both allocated: for one table of 100k tails that is 11 + 22 MB at once.
+/// Sixteen tables grow one at a time, each by 1/16 of that.
+const TAIL_SHARDS: usize = 16;
+
+/// Closed connections whose record is out, keyed like the live ones, with a queue of when
+/// each must be looked at again, so the sweep does not visit every tail every second.
+#[derive(Debug)]
+struct Tails {
+    shards: Vec<HashTable<(Key, Tail)>>,
+    hasher: foldhash::fast::RandomState,
+    /// (when, key hash), earliest first: no later than the tail's 2 MSL or idle timeout.
+    /// Entries of tails gone or updated since are dropped when they come up.
+    queue: BinaryHeap<Reverse<(i64, u64)>>,
+    len: usize,
+    two_msl: i64,
+    idle: i64,
+}
+
+/// Which shard: bits hashbrown uses neither for the bucket (low bits) nor the tag (top 7).
+fn shard(h: u64) -> usize {
+    (h >> 32) as usize % TAIL_SHARDS
+}
+
+impl Tails {
+    fn new(cfg: &AnalysisConfig) -> Tails {
+        Tails {
+            shards: (0..TAIL_SHARDS).map(|_| HashTable::new()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            queue: BinaryHeap::new(),
+            len: 0,
+            two_msl: cfg.msl_ns.saturating_mul(2),
+            idle: cfg.idle_ns,
+        }
+    }
+
+    /// The sweep frees a tail as it frees a whole connection: 2 MSL after the close, or idle.
+    fn gone(t: &Tail, now: i64, two_msl: i64, idle: i64) -> bool {
+        now >= t.ended_at().saturating_add(two_msl) || now.saturating_sub(t.last_ts.0) >= idle
+    }
+
+    /// No later than the first time `gone` holds.
+    fn due(&self, t: &Tail) -> i64 {
+        t.ended_at()
+            .saturating_add(self.two_msl)
+            .min(t.last_ts.0.saturating_add(self.idle))
+    }
+
+    fn contains_key(&self, k: &Key) -> bool {
+        if self.len == 0 {
+            return false;
+        }
+        let h = self.hasher.hash_one(k);
+        self.shards[shard(h)].find(h, |e| e.0 == *k).is_some()
+    }
+
+    fn remove(&mut self, k: &Key) -> Option<Tail> {
+        if self.len == 0 {
+            return None;
+        }
+        let h = self.hasher.hash_one(k);
+        let e = self.shards[shard(h)].find_entry(h, |e| e.0 == *k).ok()?;
+        self.len -= 1;
+        Some(e.remove().0.1)
+    }
+
+    /// Adds the tail of a connection not held here.
+    fn insert(&mut self, k: Key, t: Tail) {
+        let h = self.hasher.hash_one(k);
+        self.queue.push(Reverse((self.due(&t), h)));
+        let hasher = &self.hasher;
+        self.shards[shard(h)].insert_unique(h, (k, t), |e| hasher.hash_one(e.0));
+        self.len += 1;
+        if self.queue.len() > 2 * self.len + 1024 {
+            // Late packets leave stale entries behind: start again from the tails.
+            let v: Vec<Reverse<(i64, u64)>> = self
+                .iter()
+                .map(|(k, t)| Reverse((self.due(t), self.hasher.hash_one(k))))
+                .collect();
+            self.queue = BinaryHeap::from(v);
+        }
+    }
+
+    /// Frees the tails the sweep at `now` frees.
+    fn expire(&mut self, now: i64) {
+        let Tails {
+            shards,
+            hasher,
+            queue,
+            len,
+            two_msl,
+            idle,
+        } = self;
+        let (two_msl, idle) = (*two_msl, *idle);
+        while let Some(&Reverse((at, h))) = queue.peek() {
+            if at > now {
+                break;
+            }
+            queue.pop();
+            let table = &mut shards[shard(h)];
+            let mine = |k: &Key| hasher.hash_one(k) == h;
+            while let Ok(e) =
+                table.find_entry(h, |(k, t)| mine(k) && Self::gone(t, now, two_msl, idle))
+            {
+                e.remove();
+                *len -= 1;
+            }
+            // A tail still here whose entry this was (its `due` is early only when a time
+            // saturates) is looked at again at the next sweep.
+            if now < i64::MAX
+                && table.iter_hash(h).any(|(k, t)| {
+                    mine(k)
+                        && t.ended_at()
+                            .saturating_add(two_msl)
+                            .min(t.last_ts.0.saturating_add(idle))
+                            <= now
+                })
+            {
+                queue.push(Reverse((now + 1, h)));
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Key, &Tail)> {
+        self.shards.iter().flatten().map(|(k, t)| (k, t))
+    }
+}
+
 /// How often (capture time) expired connections are looked for.
 const SWEEP_NS: i64 = 1_000_000_000;
 
@@ -85,9 +215,11 @@ enum Due {
 /// Live connections.
 #[derive(Debug)]
 pub struct FlowTable {
-    map: HashMap<Key, Conn, foldhash::fast::RandomState>,
+    /// Boxed: a slot is then 48 bytes, not 700, so the table's spare capacity (up to half of
+    /// it after a doubling) costs little.
+    map: HashMap<Key, Box<Conn>, foldhash::fast::RandomState>,
     /// Closed connections whose record is out, until 2 MSL after the close.
-    tails: HashMap<Key, Tail, foldhash::fast::RandomState>,
+    tails: Tails,
     cfg: AnalysisConfig,
     next_id: u64,
     last_sweep: Option<Timestamp>,
@@ -100,7 +232,7 @@ impl FlowTable {
     pub fn new(cfg: AnalysisConfig) -> Self {
         FlowTable {
             map: HashMap::default(),
-            tails: HashMap::default(),
+            tails: Tails::new(&cfg),
             cfg,
             next_id: 0,
             last_sweep: None,
@@ -111,12 +243,12 @@ impl FlowTable {
 
     /// Connections held (closed ones waiting out TIME_WAIT included).
     pub fn len(&self) -> usize {
-        self.map.len() + self.tails.len()
+        self.map.len() + self.tails.len
     }
 
     /// No connections held.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty() && self.tails.is_empty()
+        self.map.is_empty() && self.tails.len == 0
     }
 
     pub(crate) fn packet(
@@ -154,7 +286,7 @@ impl FlowTable {
                 let conn = o.into_mut();
                 if conn.starts_new(seg) {
                     // A new SYN takes the 4-tuple: the old connection ends here.
-                    let old = std::mem::replace(conn, Conn::new(self.next_id, seg, true));
+                    let old = std::mem::replace(&mut **conn, Conn::new(self.next_id, seg, true));
                     self.next_id += 1;
                     stats.connections += 1;
                     if old.emitted {
@@ -169,11 +301,7 @@ impl FlowTable {
                 conn
             }
             Entry::Vacant(v) => {
-                let tail = if self.tails.is_empty() {
-                    None
-                } else {
-                    self.tails.remove(&key)
-                };
+                let tail = self.tails.remove(&key);
                 match tail {
                     Some(t) if !t.starts_new(seg) => {
                         // A late packet of a closed connection: analysed by the same code,
@@ -187,7 +315,7 @@ impl FlowTable {
                                 self.tails.insert(key, t);
                             }
                             None => {
-                                v.insert(c);
+                                v.insert(Box::new(c));
                             }
                         }
                         return;
@@ -201,7 +329,7 @@ impl FlowTable {
                 let id = self.next_id;
                 self.next_id += 1;
                 stats.connections += 1;
-                v.insert(Conn::new(id, seg, tail.is_some()))
+                v.insert(Box::new(Conn::new(id, seg, tail.is_some())))
             }
         };
         conn.segment(seg, info);
@@ -267,9 +395,7 @@ impl FlowTable {
                 }
             }
         }
-        self.tails.retain(|_, t| {
-            now.0 < t.ended_at().saturating_add(two_msl) && now.0.saturating_sub(t.last_ts.0) < idle
-        });
+        self.tails.expire(now.0);
     }
 
     /// Evicts the least recently active sixteenth of the table (tails included: their
@@ -323,6 +449,6 @@ impl FlowTable {
         self.scratch = Vec::new();
         self.due = Vec::new();
         self.map = HashMap::default();
-        self.tails = HashMap::default();
+        self.tails = Tails::new(&self.cfg);
     }
 }
