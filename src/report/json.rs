@@ -463,7 +463,7 @@ pub(crate) fn socket_addr(out: &mut Vec<u8>, a: &SocketAddr) {
 // Per-connection notes gathered from the packets (the analysis summarises the rest).
 
 /// One state change of a connection.
-#[derive(Clone, Copy, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct StateChange {
     /// The packet that causes or proves the change.
@@ -480,7 +480,7 @@ pub struct StateChange {
 }
 
 /// What the JSON reports keep per live connection beyond [`ConnSummary`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnNotes {
     first_packet: u64,
     last_packet: u64,
@@ -496,12 +496,23 @@ pub struct ConnNotes {
     history_truncated: bool,
 }
 
+/// State changes of an ordinary connection from SYN to the end of its close (five per side):
+/// the history's first allocation, so it is the only one.
+const HISTORY_USUAL: usize = 10;
+
 impl ConnNotes {
     fn packet(&mut self, p: &PacketInfo) {
         if self.first_packet == 0 {
             self.first_packet = p.number;
         }
         self.last_packet = p.number;
+        self.annotate(p);
+    }
+
+    /// Counts the packet's annotation kinds and keeps its state changes. Reads nothing of
+    /// `self` for the many packets with neither.
+    #[inline]
+    fn annotate(&mut self, p: &PacketInfo) {
         let from = p.from.unwrap_or(Side::Client);
         for k in p.kinds.as_slice() {
             self.kinds[k.index()] += 1;
@@ -526,6 +537,9 @@ impl ConnNotes {
         }
         for t in p.transitions() {
             if self.history.len() < HISTORY_CAP {
+                if self.history.capacity() == 0 {
+                    self.history.reserve_exact(HISTORY_USUAL);
+                }
                 self.history.push(StateChange {
                     packet: p.number,
                     side: t.side,
@@ -545,17 +559,23 @@ const SLAB_SLACK: usize = 1024;
 /// Notes of the live connections, by connection id; a connection's notes leave with it.
 ///
 /// Ids are handed out densely in first-seen order, so the notes sit in a slab indexed by
-/// `id - base` (no hashing; one cache miss per packet). Connections do not end in id order: a
-/// long-lived one would hold the slab's front while newer ones come and go, so when the slab
-/// spans more than twice its live notes (plus [`SLAB_SLACK`]) the oldest live notes move to a
-/// map. Memory stays bounded by the live connections.
+/// `id - base` (no hashing). Most packets carry no annotation and change no state: for them
+/// only the last packet number is written, into a dense array of its own (8 bytes a
+/// connection, mostly in cache), and the 400-byte notes are not touched.
+///
+/// Connections do not end in id order: a long-lived one would hold the slab's front while
+/// newer ones come and go, so when the slab spans more than twice its live notes (plus
+/// [`SLAB_SLACK`]) the oldest live notes move to a map. Memory stays bounded by the live
+/// connections.
 #[derive(Debug, Default)]
 pub struct ConnTracker {
-    /// Notes of ids `base..base + slots.len()`; `None`: none (yet or any more).
-    slots: VecDeque<Option<ConnNotes>>,
-    /// The id of `slots[0]`.
+    /// Last packet number of ids `base..base + last.len()`; 0: no notes (yet or any more).
+    last: VecDeque<u64>,
+    /// The notes of the same ids (their `last_packet` is in `last`).
+    notes: VecDeque<ConnNotes>,
+    /// The id of `last[0]` and `notes[0]`.
     base: u64,
-    /// `Some` slots.
+    /// Ids in the slab with notes.
     live: usize,
     /// Notes of live connections older than `base`.
     old: HashMap<u64, ConnNotes, foldhash::fast::RandomState>,
@@ -568,46 +588,73 @@ impl ConnTracker {
             self.old.entry(p.conn).or_default().packet(p);
             return;
         };
-        // A new id is the next one: the gap is at most the ids that had no packet.
-        let gap = usize::try_from(i).unwrap_or(usize::MAX);
-        if gap > self.slots.len() + SLAB_SLACK {
-            self.old.entry(p.conn).or_default().packet(p);
+        let mut i = usize::try_from(i).unwrap_or(usize::MAX);
+        // A new id is the next one (ids without packets aside), so this does not happen; if it
+        // did, the slab would start afresh at `p.conn` rather than grow to it.
+        if i > self.last.len() + SLAB_SLACK {
+            while !self.last.is_empty() {
+                if let Some(n) = self.pop_front() {
+                    self.old.insert(self.base - 1, n);
+                }
+            }
+            self.live = 0;
+            self.base = p.conn;
+            i = 0;
+        }
+        if i >= self.last.len() {
+            self.last.resize(i + 1, 0);
+            self.notes.resize_with(i + 1, ConnNotes::default);
+        }
+        let (Some(last), Some(notes)) = (self.last.get_mut(i), self.notes.get_mut(i)) else {
             return;
+        };
+        if *last == 0 {
+            self.live += 1;
+            notes.first_packet = p.number;
         }
-        if gap >= self.slots.len() {
-            self.slots.resize_with(gap + 1, || None);
-        }
-        if let Some(slot) = self.slots.get_mut(gap) {
-            let notes = slot.get_or_insert_with(|| {
-                self.live += 1;
-                ConnNotes::default()
-            });
-            notes.packet(p);
-        }
+        *last = p.number;
+        notes.annotate(p);
     }
 
     /// Removes and returns the notes of a connection that ended.
     pub fn take(&mut self, id: u64) -> ConnNotes {
-        let slot = id
+        let i = id
             .checked_sub(self.base)
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| self.slots.get_mut(i));
-        let notes = match slot {
-            Some(slot) => slot.take().inspect(|_| self.live -= 1),
+            .and_then(|i| usize::try_from(i).ok());
+        let notes = match i.and_then(|i| Some((self.last.get_mut(i)?, self.notes.get_mut(i)?))) {
+            Some((last, notes)) if *last != 0 => {
+                self.live -= 1;
+                let n = ConnNotes {
+                    last_packet: std::mem::take(last),
+                    ..std::mem::take(notes)
+                };
+                Some(n)
+            }
+            Some(_) => None,
+            // Ids below the slab.
             None => self.old.remove(&id),
         };
-        while let Some(None) = self.slots.front() {
-            self.slots.pop_front();
-            self.base += 1;
+        while self.last.front() == Some(&0) {
+            self.pop_front();
         }
-        while self.slots.len() > 2 * self.live + SLAB_SLACK {
-            if let Some(Some(n)) = self.slots.pop_front() {
+        while self.last.len() > 2 * self.live + SLAB_SLACK {
+            if let Some(n) = self.pop_front() {
                 self.live -= 1;
-                self.old.insert(self.base, n);
+                self.old.insert(self.base - 1, n);
             }
-            self.base += 1;
         }
         notes.unwrap_or_default()
+    }
+
+    /// Drops the slab's first id; returns its notes if it had any.
+    fn pop_front(&mut self) -> Option<ConnNotes> {
+        let last = self.last.pop_front()?;
+        let notes = self.notes.pop_front();
+        self.base += 1;
+        notes.filter(|_| last != 0).map(|n| ConnNotes {
+            last_packet: last,
+            ..n
+        })
     }
 }
 
@@ -1484,5 +1531,81 @@ mod tests {
         assert_eq!(v["connections"], serde_json::json!([]));
         assert_eq!(v["findings"], serde_json::json!([]));
         assert_eq!(v["inputs"], serde_json::json!([]));
+    }
+
+    /// The slab gives every connection the notes a plain map by id gives, whatever order
+    /// connections end in, and stays within its bound while a long-lived connection holds its
+    /// front.
+    #[test]
+    fn tracker_matches_a_map_by_id() {
+        use crate::analysis::Transition;
+        let mut t = ConnTracker::default();
+        let mut model: HashMap<u64, ConnNotes> = HashMap::new();
+        let mut live: Vec<u64> = Vec::new();
+        let mut next_id = 0u64;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut taken = 0;
+        for number in 1..=200_000u64 {
+            let mut p = PacketInfo {
+                number,
+                ..PacketInfo::default()
+            };
+            match rand(10) {
+                // A new connection (id 0 never ends: it holds the slab's front).
+                0 => {
+                    p.conn = next_id;
+                    next_id += 1;
+                    live.push(p.conn);
+                }
+                // One ends.
+                1 if live.len() > 1 => {
+                    let id = live.swap_remove(1 + rand(live.len() as u64 - 1) as usize);
+                    assert_eq!(t.take(id), model.remove(&id).unwrap_or_default(), "id {id}");
+                    assert!(t.last.len() <= 2 * t.live + SLAB_SLACK);
+                    taken += 1;
+                    continue;
+                }
+                _ if live.is_empty() => continue,
+                _ => p.conn = live[rand(live.len() as u64) as usize],
+            }
+            if rand(4) == 0 {
+                p.kinds
+                    .push(ALL_KINDS[rand(ALL_KINDS.len() as u64) as usize]);
+                p.from = Some(Side::Server);
+            }
+            if rand(4) == 0 {
+                p.transitions[0] = Some(Transition {
+                    side: Side::Client,
+                    from: TcpState::SynSent,
+                    to: TcpState::Established,
+                });
+            }
+            t.packet(&p);
+            model.entry(p.conn).or_default().packet(&p);
+        }
+        assert!(taken > 10_000 && !t.old.is_empty());
+        for id in live {
+            assert_eq!(t.take(id), model.remove(&id).unwrap_or_default(), "id {id}");
+        }
+        assert!(t.last.is_empty() && t.old.is_empty());
+        // An id far past the slab starts it afresh; the notes before it are kept.
+        let mut p = PacketInfo {
+            number: 1,
+            conn: next_id,
+            ..PacketInfo::default()
+        };
+        t.packet(&p);
+        p.conn = next_id + 1_000_000;
+        p.number = 2;
+        t.packet(&p);
+        assert!(t.last.len() == 1);
+        assert_eq!(t.take(next_id).first_packet, 1);
+        assert_eq!(t.take(next_id + 1_000_000).last_packet, 2);
     }
 }
