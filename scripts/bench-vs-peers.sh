@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
         --peers) peers=${2?}; shift 2 ;;
         --no-install) install=0; shift ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,24p'' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
