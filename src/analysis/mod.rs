@@ -3,8 +3,9 @@
 //! [`Analyzer::packet`] takes each decoded [`Segment`] in capture order, finds (or starts) its
 //! connection in the flow table and returns a [`PacketInfo`]: the annotation kinds, the state
 //! transitions of both endpoints and the numbers the reports print. Connections that end (closed
-//! and past TIME_WAIT, reset, idle, evicted, replaced by a new connection on the same 4-tuple)
-//! are summarised as [`ConnSummary`] and freed; [`Analyzer::drain_ended`] hands them out.
+//! and past the close linger, reset, idle, evicted, replaced by a new connection on the same
+//! 4-tuple) are summarised as [`ConnSummary`] and freed; [`Analyzer::drain_ended`] hands them
+//! out. A closed connection leaves a small tail until 2 MSL after its close, for late packets.
 //! Nothing is kept per packet, and no allocation happens per packet.
 //!
 //! Three views are kept side by side for every connection:
@@ -61,8 +62,9 @@ impl Default for AnalysisConfig {
 /// Nanoseconds per second.
 pub const NS_PER_SEC: i64 = 1_000_000_000;
 
-/// Connections tracked at once by default: about 0.85 GB at the measured ~3.4 KB per
-/// connection, so a spoofed SYN flood cannot take the machine's memory (docs/robustness.md).
+/// Connections tracked at once by default: about 0.45 GB at the measured ~1.8 KB per
+/// connection under a SYN flood (docs/performance.md, "Memory per live connection"), so a
+/// spoofed SYN flood cannot take the machine's memory.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 250_000;
 
 /// How the handshake went.
