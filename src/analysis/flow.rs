@@ -31,8 +31,6 @@ struct Key {
 
 impl Hash for Key {
     // Word by word: the derived hash feeds the array through the byte-slice path.
-    // Inlined: it runs once per packet, and with a second hashing site (the tails) it was not.
-    #[inline(always)]
     fn hash<H: Hasher>(&self, h: &mut H) {
         let [a, b, c, d] = self.addr;
         h.write_u64(a ^ c.rotate_left(32));
@@ -82,7 +80,9 @@ const TAIL_SHARDS: usize = 16;
 #[derive(Debug)]
 struct Tails {
     shards: Vec<HashTable<(Key, Tail)>>,
-    hasher: foldhash::fast::RandomState,
+    /// Not the live table's hasher type: a second use of that one made the per-packet hash an
+    /// out-of-line call.
+    hasher: foldhash::quality::RandomState,
     /// (when, key hash), earliest first: no later than the tail's 2 MSL or idle timeout.
     /// Entries of tails gone or updated since are dropped when they come up.
     queue: BinaryHeap<Reverse<(i64, u64)>>,
@@ -100,7 +100,7 @@ impl Tails {
     fn new(cfg: &AnalysisConfig) -> Tails {
         Tails {
             shards: (0..TAIL_SHARDS).map(|_| HashTable::new()).collect(),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: foldhash::quality::RandomState::default(),
             queue: BinaryHeap::new(),
             len: 0,
             two_msl: cfg.msl_ns.saturating_mul(2),
@@ -114,10 +114,10 @@ impl Tails {
     }
 
     /// No later than the first time `gone` holds.
-    fn due(&self, t: &Tail) -> i64 {
+    fn due(t: &Tail, two_msl: i64, idle: i64) -> i64 {
         t.ended_at()
-            .saturating_add(self.two_msl)
-            .min(t.last_ts.0.saturating_add(self.idle))
+            .saturating_add(two_msl)
+            .min(t.last_ts.0.saturating_add(idle))
     }
 
     fn contains_key(&self, k: &Key) -> bool {
@@ -141,7 +141,8 @@ impl Tails {
     /// Adds the tail of a connection not held here.
     fn insert(&mut self, k: Key, t: Tail) {
         let h = self.hasher.hash_one(k);
-        self.queue.push(Reverse((self.due(&t), h)));
+        self.queue
+            .push(Reverse((Self::due(&t, self.two_msl, self.idle), h)));
         let hasher = &self.hasher;
         self.shards[shard(h)].insert_unique(h, (k, t), |e| hasher.hash_one(e.0));
         self.len += 1;
@@ -149,7 +150,10 @@ impl Tails {
             // Late packets leave stale entries behind: start again from the tails.
             let v: Vec<Reverse<(i64, u64)>> = self
                 .iter()
-                .map(|(k, t)| Reverse((self.due(t), self.hasher.hash_one(k))))
+                .map(|(k, t)| {
+                    let due = Self::due(t, self.two_msl, self.idle);
+                    Reverse((due, self.hasher.hash_one(k)))
+                })
                 .collect();
             self.queue = BinaryHeap::from(v);
         }
@@ -182,13 +186,9 @@ impl Tails {
             // A tail still here whose entry this was (its `due` is early only when a time
             // saturates) is looked at again at the next sweep.
             if now < i64::MAX
-                && table.iter_hash(h).any(|(k, t)| {
-                    mine(k)
-                        && t.ended_at()
-                            .saturating_add(two_msl)
-                            .min(t.last_ts.0.saturating_add(idle))
-                            <= now
-                })
+                && table
+                    .iter_hash(h)
+                    .any(|(k, t)| mine(k) && Self::due(t, two_msl, idle) <= now)
             {
                 queue.push(Reverse((now + 1, h)));
             }
