@@ -116,10 +116,10 @@ pub(super) fn push_with<const N: usize>(
 pub(super) fn digits8(x: u32) -> u64 {
     let y = u64::from(x / 10_000) | u64::from(x % 10_000) << 32;
     // Per 32-bit lane: v / 100 = v * 10486 >> 20 for v < 10^4.
-    let hi = (y * 10_486 >> 20) & 0x0000_007f_0000_007f;
+    let hi = ((y * 10_486) >> 20) & 0x0000_007f_0000_007f;
     let y = hi | (y - hi * 100) << 16;
     // Per 16-bit lane: v / 10 = v * 103 >> 10 for v < 100.
-    let hi = (y * 103 >> 10) & 0x000f_000f_000f_000f;
+    let hi = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
     hi | (y - hi * 10) << 8
 }
 
