@@ -10,7 +10,7 @@
 use crate::analysis::{
     ALL_KINDS, Kind, LostHint, PacketInfo, RstCheck, Side, TcpState, Transition,
 };
-use std::fmt::Write as _;
+use crate::report::tcpdump::dec;
 use std::io::{self, Write};
 
 const RESET: &str = "\x1b[0m";
@@ -23,7 +23,7 @@ const DIM: &str = "\x1b[2m";
 /// Writes annotation lines.
 #[derive(Debug)]
 pub struct Annotator {
-    buf: String,
+    buf: Vec<u8>,
     explain: bool,
     color: bool,
 }
@@ -38,9 +38,9 @@ pub struct Dur(pub i64);
 
 impl Dur {
     /// Appends the text to `out`.
-    pub fn push(self, out: &mut String) {
+    pub fn push(self, out: &mut Vec<u8>) {
         let mut buf = [0u8; DUR_MAX];
-        out.push_str(self.text(&mut buf));
+        out.extend_from_slice(self.text(&mut buf).as_bytes());
     }
 
     /// The text, written into `buf`.
@@ -129,7 +129,7 @@ impl Annotator {
     /// `explain` adds the arithmetic line; `color` adds ANSI colours.
     pub fn new(explain: bool, color: bool) -> Self {
         Annotator {
-            buf: String::with_capacity(256),
+            buf: Vec::with_capacity(256),
             explain,
             color,
         }
@@ -138,48 +138,59 @@ impl Annotator {
     /// Writes the annotation of one packet (one line, two with `--explain` on handshake, close
     /// and RST packets).
     pub fn write(&mut self, out: &mut dyn Write, info: &PacketInfo) -> io::Result<()> {
-        self.format(info);
-        out.write_all(self.buf.as_bytes())
+        self.buf.clear();
+        self.compose(info)?;
+        out.write_all(&self.buf)
     }
 
     /// Formats the annotation into the internal buffer and returns it (with its newlines).
     pub fn format(&mut self, info: &PacketInfo) -> &str {
         self.buf.clear();
         let _ = self.compose(info);
-        &self.buf
+        // Only `str` pieces were appended.
+        std::str::from_utf8(&self.buf).unwrap_or_default()
     }
 
     /// Appends text (the hot path avoids `write!`, whose `fmt` machinery costs more than the
     /// rest of the line).
     #[inline]
     fn s(&mut self, text: &str) {
-        self.buf.push_str(text);
+        self.buf.extend_from_slice(text.as_bytes());
     }
 
     /// Appends an integer in decimal.
     #[inline]
-    fn n(&mut self, v: impl itoa::Integer) {
-        self.buf.push_str(itoa::Buffer::new().format(v));
+    fn n(&mut self, v: impl Into<u32>) {
+        dec(&mut self.buf, v);
+    }
+
+    /// Appends `client` or `server`: both six bytes, so a fixed-size copy.
+    #[inline]
+    fn side(&mut self, side: Side) {
+        self.buf.extend_from_slice(match side {
+            Side::Client => b"client",
+            Side::Server => b"server",
+        });
     }
 
     fn paint(&mut self, color: &'static str) {
         if self.color {
-            self.buf.push_str(color);
+            self.buf.extend_from_slice(color.as_bytes());
         }
     }
 
-    fn compose(&mut self, p: &PacketInfo) -> std::fmt::Result {
+    fn compose(&mut self, p: &PacketInfo) -> io::Result<()> {
         let k = Kinds::of(p);
         let who = p.from.unwrap_or(Side::Client);
         let peer = who.peer();
-        self.buf.push_str("    ↳ ");
+        self.s("    ↳ ");
         let mut headline = true;
         if k.contains(Kind::SplitHandshake) {
             self.paint(CYAN);
             self.s("split handshake 4/4: ");
-            self.s(who.as_str());
+            self.side(who);
             self.s(" ACKs ");
-            self.s(peer.as_str());
+            self.side(peer);
             self.s("'s SYN-ACK instead of sending its own");
             self.transitions(p);
             self.rtt(" · SYN-ACK→ACK ", p.rtt_ns);
@@ -188,11 +199,11 @@ impl Annotator {
             match p.open_step {
                 Some(2) => {
                     self.s("simultaneous open 2/4: ");
-                    self.s(who.as_str());
+                    self.side(who);
                     self.s(" sends its own SYN, not a SYN-ACK");
                     self.transitions(p);
                     self.s(" (");
-                    self.s(peer.as_str());
+                    self.side(peer);
                     self.s(" ");
                     self.s(st(p, peer).as_str());
                     self.s("): both sides are opening, so each must answer the other's SYN");
@@ -202,14 +213,14 @@ impl Annotator {
                     self.s("simultaneous open ");
                     self.n(n);
                     self.s("/4: ");
-                    self.s(who.as_str());
+                    self.side(who);
                     self.s(" SYN-ACK of ");
-                    self.s(peer.as_str());
+                    self.side(peer);
                     self.s("'s SYN");
                     self.transitions(p);
                     if n == 3 {
                         self.s(" (");
-                        self.s(peer.as_str());
+                        self.side(peer);
                         self.s(" ");
                         self.s(st(p, peer).as_str());
                         self.s(")");
@@ -238,16 +249,16 @@ impl Annotator {
             Dur(gap).push(&mut self.buf);
             self.s(" after the previous one");
             match p.lost_hint {
-                Some(LostHint::SynAckLostAfterTap) if what == "SYN" => self
-                    .buf
-                    .push_str(" · the SYN-ACK seen here never reached the client"),
-                Some(LostHint::SynAckLostAfterTap) => self
-                    .buf
-                    .push_str(" · answers a repeated SYN: the SYN-ACK was lost after this point"),
-                Some(LostHint::FinalAckLostAfterTap) => self
-                    .buf
-                    .push_str(" · the client's ACK seen here never reached the server"),
-                Some(LostHint::NoAnswerSeen) => self.buf.push_str(" · no answer seen yet"),
+                Some(LostHint::SynAckLostAfterTap) if what == "SYN" => {
+                    self.s(" · the SYN-ACK seen here never reached the client")
+                }
+                Some(LostHint::SynAckLostAfterTap) => {
+                    self.s(" · answers a repeated SYN: the SYN-ACK was lost after this point")
+                }
+                Some(LostHint::FinalAckLostAfterTap) => {
+                    self.s(" · the client's ACK seen here never reached the server")
+                }
+                Some(LostHint::NoAnswerSeen) => self.s(" · no answer seen yet"),
                 None => {}
             }
         } else if k.contains(Kind::HandshakeSynack) {
@@ -282,9 +293,9 @@ impl Annotator {
                 Some(RstCheck::Unknown) | None => "receiver's position unknown",
             };
             self.s("RST by ");
-            self.s(who.as_str());
+            self.side(who);
             self.s(" to ");
-            self.s(peer.as_str());
+            self.side(peer);
             self.s(" (");
             self.s(verdict);
             self.s(")");
@@ -312,25 +323,25 @@ impl Annotator {
                 self.n(total);
             }
             self.s(": ");
-            self.s(who.as_str());
+            self.side(who);
             if k.contains(Kind::Fin) && p.explain.acked_fin.is_some() {
                 self.s(" FIN+ACK of ");
-                self.s(peer.as_str());
+                self.side(peer);
                 self.s("'s FIN");
             } else if p.simultaneous_fin {
                 self.s(" FIN, ");
-                self.s(peer.as_str());
+                self.side(peer);
                 self.s("'s FIN not yet acknowledged (simultaneous close)");
             } else if k.contains(Kind::Fin) {
                 self.s(" FIN");
             } else {
                 self.s(" ACKs ");
-                self.s(peer.as_str());
+                self.side(peer);
                 self.s("'s FIN");
             }
             self.transitions(p);
         } else if p.transitions().next().is_some() {
-            self.s(who.as_str());
+            self.side(who);
             self.transitions(p);
         } else {
             headline = false;
@@ -382,7 +393,8 @@ impl Annotator {
                     self.s("duplicate ACK #");
                     self.n(n);
                     self.s(" of frame ");
-                    self.n(frame);
+                    self.buf
+                        .extend_from_slice(itoa::Buffer::new().format(frame).as_bytes());
                     self.paint(RESET);
                     continue;
                 }
@@ -393,7 +405,7 @@ impl Annotator {
             if warn {
                 self.paint(YELLOW);
             }
-            self.buf.push_str(phrase);
+            self.buf.extend_from_slice(phrase.as_bytes());
             if warn {
                 self.paint(RESET);
             }
@@ -401,7 +413,7 @@ impl Annotator {
         if !headline || p.close_step.is_some() || p.payload > 0 {
             self.progress(p, &mut first);
         }
-        self.buf.push('\n');
+        self.buf.push(b'\n');
         if self.explain {
             self.explain_line(p)?;
         }
@@ -410,7 +422,7 @@ impl Annotator {
 
     fn sep(&mut self, first: &mut bool) {
         if !*first {
-            self.buf.push_str(" · ");
+            self.s(" · ");
         }
         *first = false;
     }
@@ -428,7 +440,7 @@ impl Annotator {
         let who = p.from.unwrap_or(Side::Client);
         if p.payload > 0 {
             self.sep(first);
-            self.s(who.as_str());
+            self.side(who);
             self.s(" data ");
             self.n(p.rel_seq);
             self.s(":");
@@ -438,7 +450,7 @@ impl Annotator {
             self.s(" B)");
         } else if *first {
             self.sep(first);
-            self.s(who.as_str());
+            self.side(who);
             match p.rel_ack {
                 Some(a) => {
                     self.s(" ACK ");
@@ -462,7 +474,7 @@ impl Annotator {
             }
             printed[i] = true;
             self.s(lead);
-            self.s(t.side.as_str());
+            self.side(t.side);
             let mut arrow = " ";
             let mut to = t.to;
             for x in ts.iter().flatten().filter(|x| x.side == t.side) {
@@ -479,7 +491,7 @@ impl Annotator {
         }
     }
 
-    fn explain_line(&mut self, p: &PacketInfo) -> std::fmt::Result {
+    fn explain_line(&mut self, p: &PacketInfo) -> io::Result<()> {
         let k = Kinds::of(p);
         let e = &p.explain;
         let who = p.from.unwrap_or(Side::Client);
@@ -512,7 +524,7 @@ impl Annotator {
                 e.seq
             )?;
             if p.open_step == Some(4) {
-                self.buf.push_str(
+                self.s(
                     "; both sides now have the other's SYN and an ACK of their own: ESTABLISHED",
                 );
             }
@@ -546,7 +558,7 @@ impl Annotator {
             if let Some(own) = e.own_isn {
                 write!(self.buf, ", seq {} = client ISN {own} + 1", e.seq)?;
             }
-            self.buf.push_str(": each SYN consumes one sequence number");
+            self.s(": each SYN consumes one sequence number");
         } else if k.contains(Kind::Refused)
             || (k.contains(Kind::Rst) && matches!(p.rst, Some(RstCheck::RefusalInvalid)))
         {
@@ -587,7 +599,7 @@ impl Annotator {
                     fin.wrapping_add(1)
                 )?;
                 if p.close_step.is_some_and(|(_, t)| t == 0) {
-                    self.buf.push_str(
+                    self.s(
                         "; \"?\": 4 steps if the peer ACKs and sends its FIN separately, 3 if one FIN+ACK does both",
                     );
                 }
@@ -604,7 +616,7 @@ impl Annotator {
             self.buf.truncate(start);
         } else {
             self.paint(RESET);
-            self.buf.push('\n');
+            self.buf.push(b'\n');
         }
         Ok(())
     }

@@ -129,8 +129,8 @@ pub(super) const ZEROS: u64 = 0x3030_3030_3030_3030;
 /// `{}` of an integer without the `fmt` machinery (which cost more than the rest of a line):
 /// all digits at once in one register ([`digits8`]), leading zeros shifted out, stored with
 /// one fixed-size write.
-#[inline]
-fn dec(out: &mut Vec<u8>, n: impl Into<u32>) {
+#[inline(always)]
+pub(super) fn dec(out: &mut Vec<u8>, n: impl Into<u32>) {
     let v: u32 = n.into();
     if v < 100_000_000 {
         let d = digits8(v);
