@@ -290,7 +290,7 @@ const BATCH_TEXT: usize = 128 * 1024;
 /// Batches in flight between the threads: bounds the memory of the hand-over.
 const BATCHES_IN_FLIGHT: usize = 4;
 /// Finished batches waiting for a writer before the back writes them itself.
-const BATCHES_READY: usize = 4;
+const BATCHES_READY: usize = 16;
 
 /// A batch of frames on its way through the two threads and out: the front fills `text` and
 /// `items`, the back `extra` and `cuts`, then either thread writes it.
@@ -465,6 +465,9 @@ fn run_split(
             let mut fatal = None;
             // Hands the batch over; false when the back has stopped.
             let hand_over = |batch: &mut Batch| {
+                // Whatever the back finished: the back writes only when it waits for the
+                // front, so when it is the slower half the front writes everything.
+                output.write_ready(false);
                 let next = output.take_free().unwrap_or_default();
                 match full_tx.try_send(std::mem::replace(batch, next)) {
                     Ok(()) => true,
