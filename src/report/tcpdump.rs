@@ -181,27 +181,45 @@ fn hex16(out: &mut Vec<u8>, w: u16) {
     });
 }
 
-/// Dotted quad, written in place: two addresses per line made this a hot spot.
+/// Each octet's text followed by a dot, as little-endian bytes (`"7."`, `"42."`, `"255."`),
+/// and the number of digits.
+const OCTETS: [(u32, u8); 256] = {
+    let mut t = [(0u32, 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u32;
+        t[i] = if b >= 100 {
+            let d = (b'0' as u32 + b / 100)
+                | (b'0' as u32 + b / 10 % 10) << 8
+                | (b'0' as u32 + b % 10) << 16;
+            (d | (b'.' as u32) << 24, 3)
+        } else if b >= 10 {
+            (
+                (b'0' as u32 + b / 10) | (b'0' as u32 + b % 10) << 8 | (b'.' as u32) << 16,
+                2,
+            )
+        } else {
+            ((b'0' as u32 + b) | (b'.' as u32) << 8, 1)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Dotted quad, written in place: two addresses per line made this a hot spot. The four
+/// octets' texts are joined in one register and stored at once.
 fn ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
-    push_with::<15>(out, |text| {
-        let mut n = 0;
-        for (i, b) in a.into_iter().enumerate() {
-            if i > 0 {
-                text[n] = b'.';
-                n += 1;
-            }
-            if b >= 100 {
-                text[n] = b'0' + b / 100;
-                n += 1;
-            }
-            if b >= 10 {
-                text[n] = b'0' + b / 10 % 10;
-                n += 1;
-            }
-            text[n] = b'0' + b % 10;
-            n += 1;
-        }
-        n
+    let (mut text, mut len) = (0u128, 0u32);
+    for b in a {
+        let (digits, n) = OCTETS[usize::from(b)];
+        // len <= 12 here: each octet adds at most four bytes.
+        text |= u128::from(digits) << (8 * len);
+        len += u32::from(n) + 1;
+    }
+    push_with::<16>(out, |t| {
+        *t = text.to_le_bytes();
+        // Without the last octet's dot.
+        len as usize - 1
     });
 }
 
@@ -1306,11 +1324,15 @@ impl TcpdumpPrinter {
         if flags == 0 {
             self.buf.extend_from_slice(b"none");
         }
-        for (i, c) in b"FSRP.UEW".iter().enumerate() {
-            if flags & (1 << i) != 0 {
-                self.buf.push(*c);
+        push_with::<8>(&mut self.buf, |t| {
+            let mut n = 0;
+            for (i, c) in b"FSRP.UEW".iter().enumerate() {
+                // Written always, kept when set: no branch per flag.
+                t[n & 7] = *c;
+                n += usize::from(flags >> i & 1);
             }
-        }
+            n
+        });
         self.buf.push(b']');
         let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
         if !self.fmt.absolute && flags & 0x10 != 0 {
