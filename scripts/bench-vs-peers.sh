@@ -16,6 +16,8 @@
 #   --no-install do not apt-get install missing peers (they are then skipped)
 #   --no-build   use target/release/tcplens as it is
 #
+# Rows: cat (page cache), a bare pcap-parser record walk (examples/walk.rs: the floor issue 7's
+# targets are measured against), tcplens' modes, the peers. Ratios are of wall medians.
 # Each run is timed on its own: wall clock from date +%s%N; CPU (user + sys, 10 ms steps) and
 # peak RSS from GNU time. On a shared machine the CPU column is the steadier one.
 # Outputs go to a file in the data dir, which is removed after each run. The workload is read
@@ -44,7 +46,7 @@ while [ $# -gt 0 ]; do
         --peers) peers=${2?}; shift 2 ;;
         --no-install) install=0; shift ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
@@ -65,6 +67,10 @@ list=${flows//,/ }
 if [ $build = 1 ]; then
     (cd "$root" && cargo build --release --quiet)
 fi
+# The floor of issue 7's targets: a bare pcap-parser record walk (examples/walk.rs).
+walk=$root/target/release/examples/walk
+(cd "$root" && cargo build --release --quiet --example walk) || true
+[ -x "$walk" ] || { echo "bench-vs-peers: no record-walk example, its row is skipped" >&2; walk=; }
 bin=${bin:-$root/target/release/tcplens}
 [ -x "$bin" ] || die "no tcplens binary at $bin"
 
@@ -121,6 +127,7 @@ cmd_of() {
     local name=$1 f=$2
     case $name in
         cat) echo "cat '$f' > /dev/null" ;;
+        walk) echo "'$walk' '$f' > /dev/null" ;;
         plain) echo "'$bin' read '$f' --plain > '$outf' 2>/dev/null" ;;
         annotated) echo "'$bin' read '$f' > '$outf' 2>/dev/null" ;;
         summary) echo "'$bin' read '$f' --summary > '$outf' 2>/dev/null" ;;
@@ -134,6 +141,7 @@ cmd_of() {
 label_of() {
     case $1 in
         cat) echo "cat > /dev/null" ;;
+        walk) echo "bare record walk (pcap-parser)" ;;
         plain) echo "tcplens --plain > file" ;;
         annotated) echo "tcplens (annotated) > file" ;;
         summary) echo "tcplens --summary" ;;
@@ -165,7 +173,7 @@ for n in $list; do
     bytes=$(stat -L -c %s "$f")  # -L: the workload may be a symlink
     packets=$("$bin" read "$f" --summary 2>&1 >/dev/null | sed -n 's/^\([0-9][0-9]*\) packets read$/\1/p' | head -1)
     cat "$f" >/dev/null
-    names=(cat "${modes[@]}" "${active[@]-}")
+    names=(cat ${walk:+walk} "${modes[@]}" "${active[@]-}")
     declare -A times=() rss=() cpu=()
     for ((r = 1; r <= runs; r++)); do
         for name in "${names[@]}"; do
@@ -187,38 +195,42 @@ for n in $list; do
     echo
     echo "workload: gen_pcap.py --flows $n --seed 1: ${packets:-?} packets, $((bytes / 1000000)) MB; $runs runs each, interleaved; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| command | wall median (s) | CPU median (s) | packets/s | MB/s | peak RSS (MB) | vs tcpdump (wall) | vs tcpdump (CPU) | vs tcptrace (CPU) | vs tshark conv (CPU) |"
+    echo "| command | wall median (s) | CPU median (s) | packets/s | MB/s | peak RSS (MB) | vs tcpdump | vs tcptrace | vs tshark conv | vs bare walk |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    td= tdc=
-    if [ -n "${times[tcpdump]-}" ]; then
-        td=$(tr ' ' '\n' <<<"${times[tcpdump]}" | grep . | median)
-        tdc=$(tr ' ' '\n' <<<"${cpu[tcpdump]}" | grep . | median)
-    fi
-    # The analysis modes against the analysing peers, in CPU time.
-    ttc= tsc=
-    [ -n "${cpu[tcptrace]-}" ] && ttc=$(tr ' ' '\n' <<<"${cpu[tcptrace]}" | grep . | median)
-    [ -n "${cpu[tshark-conv]-}" ] && tsc=$(tr ' ' '\n' <<<"${cpu[tshark-conv]}" | grep . | median)
+    # Ratios are of wall-clock medians (the issue's measure); CPU is for a shared machine.
+    wall_of() { [ -n "${times[$1]-}" ] && tr ' ' '\n' <<<"${times[$1]}" | grep . | median; }
+    td=$(wall_of tcpdump || true)
+    tt=$(wall_of tcptrace || true)
+    ts=$(wall_of tshark-conv || true)
+    tw=$(wall_of walk || true)
     for name in "${names[@]}"; do
         [ -n "$name" ] || continue
-        med=$(tr ' ' '\n' <<<"${times[$name]}" | grep . | median)
+        med=$(wall_of "$name")
         peak=$(tr ' ' '\n' <<<"${rss[$name]}" | grep . | sort -n | tail -1)
         cmed=$(tr ' ' '\n' <<<"${cpu[$name]}" | grep . | median)
         awk -v l="$(label_of "$name")" -v us="$med" -v kb="$peak" -v p="${packets:-0}" -v cpu="$cmed" \
-            -v b="$bytes" -v td="$td" -v tdc="$tdc" -v ttc="$ttc" -v tsc="$tsc" -v self="$name" 'BEGIN {
+            -v b="$bytes" -v td="$td" -v tt="$tt" -v ts="$ts" -v tw="$tw" -v self="$name" '
+        function vs(peer,   r) {
+            if (peer == "") return ""
+            r = peer / us
+            return (r >= 1) ? sprintf("%.1fx faster", r) : sprintf("%.1fx slower", 1 / r)
+        }
+        BEGIN {
             s = us / 1e6
             pps = (p > 0) ? sprintf("%.2fM", p / s / 1e6) : "?"
-            ratio = (td != "" && self != "tcpdump" && self != "cat") ? sprintf("%.1fx faster", td / us) : ""
-            if (ratio != "" && td / us < 1) ratio = sprintf("%.1fx slower", us / td)
-            cr = ""
-            if (tdc != "" && self != "tcpdump" && self != "cat" && cpu > 0)
-                cr = (tdc >= cpu) ? sprintf("%.1fx less", tdc / cpu) : sprintf("%.1fx more", cpu / tdc)
-            tt = ""; ts = ""
-            if (self ~ /^(summary|json|annotated)$/ && cpu > 0) {
-                if (ttc != "") tt = sprintf("%.1fx less", ttc / cpu)
-                if (tsc != "") ts = sprintf("%.1fx less", tsc / cpu)
-            }
-            printf "| %s | %.3f | %.2f | %s | %.0f | %.1f | %s | %s | %s | %s |\n", l, s, cpu, pps, b / s / 1e6, kb / 1024, ratio, cr, tt, ts
+            ours = (self ~ /^(plain|annotated|summary|json)$/)
+            a = ours ? vs(td) : ""
+            c = (ours && self != "plain") ? vs(tt) : ""
+            d = (ours && self != "plain") ? vs(ts) : ""
+            w = (ours && tw != "") ? sprintf("%.1fx", us / tw) : ""
+            printf "| %s | %.3f | %.2f | %s | %.0f | %.1f | %s | %s | %s | %s |\n", l, s, cpu, pps, b / s / 1e6, kb / 1024, a, c, d, w
         }'
     done
+    js=$(wall_of json || true)
+    sm=$(wall_of summary || true)
+    if [ -n "$js" ] && [ -n "$sm" ]; then
+        echo
+        awk -v j="$js" -v s="$sm" 'BEGIN {printf "--json / --summary (wall): %.2fx\n", j / s}'
+    fi
     unset times rss cpu
 done

@@ -61,7 +61,6 @@ struct Half {
     got_peer_fin: bool,
     /// Keep-alives sent since the peer's last packet.
     unanswered_keepalives: u8,
-    counts: SideCounts,
 }
 
 impl Half {
@@ -84,6 +83,9 @@ pub struct Conn {
     first_ts: Timestamp,
     pub(crate) last_ts: Timestamp,
     h: [Half; 2],
+    /// Per-side totals, beside the halves: `segment` copies a half in and out per packet, and
+    /// a half of at most 128 bytes is copied inline instead of through `memcpy`.
+    counts: [SideCounts; 2],
     first_packet: bool,
     syn_seen: bool,
     synack_seen: bool,
@@ -162,6 +164,7 @@ impl Conn {
             first_ts: seg.ts,
             last_ts: seg.ts,
             h: [Half::default(); 2],
+            counts: [SideCounts::default(); 2],
             first_packet: true,
             syn_seen: false,
             synack_seen: false,
@@ -300,21 +303,22 @@ impl Conn {
             seg.window,
         );
 
-        f.counts.packets += 1;
-        f.counts.bytes += u64::from(seg.payload_len);
+        let counts = &mut self.counts[fi];
+        counts.packets += 1;
+        counts.bytes += u64::from(seg.payload_len);
         let k = &info.kinds;
         // tshark's retransmission on a simultaneous opener's SYN-ACK (its SYN's seq again) is
         // the first SYN-ACK to the kernel, which does not count it.
         if (k.contains(Kind::Retransmission) || k.contains(Kind::OutOfOrder))
             && !k.contains(Kind::SimultaneousOpen)
         {
-            f.counts.retransmissions += 1;
+            counts.retransmissions += 1;
         }
         if k.contains(Kind::DuplicateAck) {
-            f.counts.dup_acks += 1;
+            counts.dup_acks += 1;
         }
         if k.contains(Kind::ZeroWindow) {
-            f.counts.zero_windows += 1;
+            counts.zero_windows += 1;
         }
         info.explain.own_isn = f.isn.map(|s| s.0);
         info.explain.peer_isn = r.isn.map(|s| s.0);
@@ -854,7 +858,7 @@ impl Conn {
             Handshake::Complete
         } else if self.refused {
             Handshake::Refused
-        } else if self.syn_seen && !self.synack_seen && s.counts.packets == 0 {
+        } else if self.syn_seen && !self.synack_seen && self.counts[1].packets == 0 {
             Handshake::Unanswered
         } else if self.syn_seen || self.synack_seen {
             Handshake::Incomplete
@@ -881,8 +885,8 @@ impl Conn {
             synack_ack_ns: self.synack_ack_ns,
             syn_retransmissions: self.syn_rtx,
             synack_retransmissions: self.synack_rtx,
-            client_counts: c.counts,
-            server_counts: s.counts,
+            client_counts: self.counts[0],
+            server_counts: self.counts[1],
             close: self.close,
             close_initiator: self.initiator,
             time_wait_on,

@@ -11,23 +11,56 @@ use crate::capture::Timestamp;
 use crate::decode::Segment;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-/// Canonical 4-tuple: the lower (address, port) first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Canonical 4-tuple: the lower (address, port) first. Addresses are kept as plain integers
+/// (IPv4 in the low bits, with the family beside them): hashing and comparing them is cheaper
+/// than `IpAddr`'s enum, and this lookup runs once per packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    addr: [u64; 4],
+    port: [u16; 2],
+    v6: bool,
+}
+
+impl Hash for Key {
+    // Word by word: the derived hash feeds the array through the byte-slice path.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let [a, b, c, d] = self.addr;
+        h.write_u64(a ^ c.rotate_left(32));
+        h.write_u64(b);
+        h.write_u64(d);
+        h.write_u64(
+            u64::from(self.port[0]) << 32 | u64::from(self.port[1]) << 1 | u64::from(self.v6),
+        );
+    }
+}
+
+/// An address as two 64-bit words, and whether it is IPv6.
+fn words(ip: IpAddr) -> ([u64; 2], bool) {
+    match ip {
+        IpAddr::V4(a) => ([0, u64::from(a.to_bits())], false),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            ([(b >> 64) as u64, b as u64], true)
+        }
+    }
 }
 
 impl Key {
     fn of(seg: &Segment) -> Key {
-        let a = (seg.src, seg.sport);
-        let b = (seg.dst, seg.dport);
-        if a <= b {
-            Key { lo: a, hi: b }
+        let (a, v6) = words(seg.src);
+        let (b, _) = words(seg.dst);
+        let (lo, hi) = if (a, seg.sport) <= (b, seg.dport) {
+            ((a, seg.sport), (b, seg.dport))
         } else {
-            Key { lo: b, hi: a }
+            ((b, seg.dport), (a, seg.sport))
+        };
+        Key {
+            addr: [lo.0[0], lo.0[1], hi.0[0], hi.0[1]],
+            port: [lo.1, hi.1],
+            v6,
         }
     }
 }

@@ -27,10 +27,10 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings, js
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The tool's name, first field of the document and of the `summary` record.
 pub const TOOL: &str = "tcplens";
@@ -293,10 +293,177 @@ fn zeek_state_schema(_: &mut SchemaGenerator) -> Schema {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hand-written JSON: the bytes serde_json writes, without its `Serializer` machinery and the
+// `fmt` of numbers, addresses and times (several times the cost on the hot records). Keys and
+// the analysis' names need no escaping; tests compare the output with serde_json's.
+
+/// Appends an integer in decimal.
+#[inline]
+pub(crate) fn num(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Appends an integer, or `null`.
+#[inline]
+fn opt_num(out: &mut Vec<u8>, v: Option<impl itoa::Integer>) {
+    match v {
+        Some(v) => num(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends `true` or `false`.
+#[inline]
+fn boolean(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+/// Appends `"key":` (`k` needs no escaping).
+#[inline]
+pub(crate) fn key(out: &mut Vec<u8>, k: &str) {
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Appends `"text"` (`text` needs no escaping).
+#[inline]
+pub(crate) fn string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// Appends `"text"` or `null` (`text` needs no escaping).
+#[inline]
+fn opt_string(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(t) => string(out, t),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends any text as a JSON string, escaped as serde_json escapes it.
+fn escaped(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..0x20 => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Appends two digits.
+#[inline]
+fn two(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&[b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]);
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `"2024-05-01T12:00:00.123456789Z"`, as [`Rfc3339`] prints it (an i64 of nanoseconds is
+/// always within years 1677..2262, so the year has four digits).
+pub(crate) fn rfc3339(out: &mut Vec<u8>, ns: i64) {
+    let sec = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000) as u32;
+    let (y, m, d) = civil(sec.div_euclid(86_400));
+    let tod = sec.rem_euclid(86_400) as u32;
+    out.push(b'"');
+    num(out, y);
+    out.push(b'-');
+    two(out, m);
+    out.push(b'-');
+    two(out, d);
+    out.push(b'T');
+    two(out, tod / 3600);
+    out.push(b':');
+    two(out, tod / 60 % 60);
+    out.push(b':');
+    two(out, tod % 60);
+    out.push(b'.');
+    let mut digits = [b'0'; 9];
+    let mut f = frac;
+    for c in digits.iter_mut().rev() {
+        *c = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.extend_from_slice(b"Z\"");
+}
+
+/// `"ns"`: integer nanoseconds as a string, as [`NsString`] writes them.
+#[inline]
+pub(crate) fn ns_string(out: &mut Vec<u8>, ns: i64) {
+    out.push(b'"');
+    num(out, ns);
+    out.push(b'"');
+}
+
+/// `"addr:port"`, as `SocketAddr`'s `Display` (and so serde) writes it.
+pub(crate) fn socket(out: &mut Vec<u8>, ip: IpAddr, port: u16) {
+    match ip {
+        IpAddr::V4(a) => {
+            out.push(b'"');
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                num(out, o);
+            }
+            out.push(b':');
+            num(out, port);
+            out.push(b'"');
+        }
+        IpAddr::V6(_) => socket_addr(out, &SocketAddr::new(ip, port)),
+    }
+}
+
+/// `"addr:port"` of a `SocketAddr`, as its `Display` (and so serde) writes it.
+pub(crate) fn socket_addr(out: &mut Vec<u8>, a: &SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => socket(out, IpAddr::V4(*v4.ip()), v4.port()),
+        // Rare enough to leave to std, whose text (RFC 5952, `::ffff:a.b.c.d`, a scope id) is
+        // the reference.
+        SocketAddr::V6(v6) => {
+            let _ = write!(out, "\"{v6}\"");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Per-connection notes gathered from the packets (the analysis summarises the rest).
 
 /// One state change of a connection.
-#[derive(Clone, Copy, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct StateChange {
     /// The packet that causes or proves the change.
@@ -313,7 +480,7 @@ pub struct StateChange {
 }
 
 /// What the JSON reports keep per live connection beyond [`ConnSummary`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnNotes {
     first_packet: u64,
     last_packet: u64,
@@ -329,12 +496,23 @@ pub struct ConnNotes {
     history_truncated: bool,
 }
 
+/// State changes of an ordinary connection from SYN to the end of its close (five per side):
+/// the history's first allocation, so it is the only one.
+const HISTORY_USUAL: usize = 10;
+
 impl ConnNotes {
     fn packet(&mut self, p: &PacketInfo) {
         if self.first_packet == 0 {
             self.first_packet = p.number;
         }
         self.last_packet = p.number;
+        self.annotate(p);
+    }
+
+    /// Counts the packet's annotation kinds and keeps its state changes. Reads nothing of
+    /// `self` for the many packets with neither.
+    #[inline]
+    fn annotate(&mut self, p: &PacketInfo) {
         let from = p.from.unwrap_or(Side::Client);
         for k in p.kinds.as_slice() {
             self.kinds[k.index()] += 1;
@@ -359,6 +537,9 @@ impl ConnNotes {
         }
         for t in p.transitions() {
             if self.history.len() < HISTORY_CAP {
+                if self.history.capacity() == 0 {
+                    self.history.reserve_exact(HISTORY_USUAL);
+                }
                 self.history.push(StateChange {
                     packet: p.number,
                     side: t.side,
@@ -372,21 +553,108 @@ impl ConnNotes {
     }
 }
 
+/// Slots the slab may hold beyond twice its live notes before the oldest live ones move out.
+const SLAB_SLACK: usize = 1024;
+
 /// Notes of the live connections, by connection id; a connection's notes leave with it.
+///
+/// Ids are handed out densely in first-seen order, so the notes sit in a slab indexed by
+/// `id - base` (no hashing). Most packets carry no annotation and change no state: for them
+/// only the last packet number is written, into a dense array of its own (8 bytes a
+/// connection, mostly in cache), and the 400-byte notes are not touched.
+///
+/// Connections do not end in id order: a long-lived one would hold the slab's front while
+/// newer ones come and go, so when the slab spans more than twice its live notes (plus
+/// [`SLAB_SLACK`]) the oldest live notes move to a map. Memory stays bounded by the live
+/// connections.
 #[derive(Debug, Default)]
 pub struct ConnTracker {
-    live: HashMap<u64, ConnNotes, foldhash::fast::RandomState>,
+    /// Last packet number of ids `base..base + last.len()`; 0: no notes (yet or any more).
+    last: VecDeque<u64>,
+    /// The notes of the same ids (their `last_packet` is in `last`).
+    notes: VecDeque<ConnNotes>,
+    /// The id of `last[0]` and `notes[0]`.
+    base: u64,
+    /// Ids in the slab with notes.
+    live: usize,
+    /// Notes of live connections older than `base`.
+    old: HashMap<u64, ConnNotes, foldhash::fast::RandomState>,
 }
 
 impl ConnTracker {
     /// Adds one analysed packet to its connection's notes.
     pub fn packet(&mut self, p: &PacketInfo) {
-        self.live.entry(p.conn).or_default().packet(p);
+        let Some(i) = p.conn.checked_sub(self.base) else {
+            self.old.entry(p.conn).or_default().packet(p);
+            return;
+        };
+        let mut i = usize::try_from(i).unwrap_or(usize::MAX);
+        // A new id is the next one (ids without packets aside), so this does not happen; if it
+        // did, the slab would start afresh at `p.conn` rather than grow to it.
+        if i > self.last.len() + SLAB_SLACK {
+            while !self.last.is_empty() {
+                if let Some(n) = self.pop_front() {
+                    self.old.insert(self.base - 1, n);
+                }
+            }
+            self.live = 0;
+            self.base = p.conn;
+            i = 0;
+        }
+        if i >= self.last.len() {
+            self.last.resize(i + 1, 0);
+            self.notes.resize_with(i + 1, ConnNotes::default);
+        }
+        let (Some(last), Some(notes)) = (self.last.get_mut(i), self.notes.get_mut(i)) else {
+            return;
+        };
+        if *last == 0 {
+            self.live += 1;
+            notes.first_packet = p.number;
+        }
+        *last = p.number;
+        notes.annotate(p);
     }
 
     /// Removes and returns the notes of a connection that ended.
     pub fn take(&mut self, id: u64) -> ConnNotes {
-        self.live.remove(&id).unwrap_or_default()
+        let i = id
+            .checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok());
+        let notes = match i.and_then(|i| Some((self.last.get_mut(i)?, self.notes.get_mut(i)?))) {
+            Some((last, notes)) if *last != 0 => {
+                self.live -= 1;
+                let n = ConnNotes {
+                    last_packet: std::mem::take(last),
+                    ..std::mem::take(notes)
+                };
+                Some(n)
+            }
+            Some(_) => None,
+            // Ids below the slab.
+            None => self.old.remove(&id),
+        };
+        while self.last.front() == Some(&0) {
+            self.pop_front();
+        }
+        while self.last.len() > 2 * self.live + SLAB_SLACK {
+            if let Some(n) = self.pop_front() {
+                self.live -= 1;
+                self.old.insert(self.base - 1, n);
+            }
+        }
+        notes.unwrap_or_default()
+    }
+
+    /// Drops the slab's first id; returns its notes if it had any.
+    fn pop_front(&mut self) -> Option<ConnNotes> {
+        let last = self.last.pop_front()?;
+        let notes = self.notes.pop_front();
+        self.base += 1;
+        notes.filter(|_| last != 0).map(|n| ConnNotes {
+            last_packet: last,
+            ..n
+        })
     }
 }
 
@@ -577,6 +845,131 @@ impl<'a> ConnRecord<'a> {
             state_history: &n.history,
             state_history_truncated: n.history_truncated,
         }
+    }
+}
+
+impl Counts {
+    /// Appends the object, as serde_json writes it.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"packets\":");
+        num(out, self.packets);
+        out.extend_from_slice(b",\"bytes\":");
+        num(out, self.bytes);
+        out.extend_from_slice(b",\"retransmissions\":");
+        num(out, self.retransmissions);
+        out.extend_from_slice(b",\"dup_acks\":");
+        num(out, self.dup_acks);
+        out.extend_from_slice(b",\"zero_windows\":");
+        num(out, self.zero_windows);
+        out.push(b'}');
+    }
+}
+
+impl ConnRecord<'_> {
+    /// Appends the object, the bytes serde_json writes for it (a test compares the two).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        self.write_members(out);
+        out.push(b'}');
+    }
+
+    /// Appends the members without the braces (`--ndjson` puts `type` first).
+    pub(crate) fn write_members(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\"id\":");
+        num(out, self.id);
+        out.extend_from_slice(b",\"client\":");
+        socket_addr(out, &self.client);
+        out.extend_from_slice(b",\"server\":");
+        socket_addr(out, &self.server);
+        out.extend_from_slice(b",\"client_state\":");
+        string(out, self.client_state.as_str());
+        out.extend_from_slice(b",\"server_state\":");
+        string(out, self.server_state.as_str());
+        out.extend_from_slice(b",\"handshake\":");
+        string(out, self.handshake);
+        out.extend_from_slice(b",\"close_initiator\":");
+        opt_string(out, self.close_initiator);
+        out.extend_from_slice(b",\"time_wait_on\":");
+        opt_string(out, self.time_wait_on);
+        out.extend_from_slice(b",\"syn_cookie\":");
+        boolean(out, self.syn_cookie);
+        out.extend_from_slice(b",\"zeek_conn_state\":");
+        string(out, self.zeek_conn_state);
+        out.extend_from_slice(b",\"zeek_history\":");
+        escaped(out, self.zeek_history);
+        out.extend_from_slice(b",\"close\":");
+        string(out, self.close);
+        out.extend_from_slice(b",\"end\":");
+        string(out, self.end);
+        out.extend_from_slice(b",\"first_ts\":");
+        rfc3339(out, self.first_ts.0.0);
+        out.extend_from_slice(b",\"first_ts_ns\":");
+        ns_string(out, self.first_ts_ns.0.0);
+        out.extend_from_slice(b",\"last_ts\":");
+        rfc3339(out, self.last_ts.0.0);
+        out.extend_from_slice(b",\"last_ts_ns\":");
+        ns_string(out, self.last_ts_ns.0.0);
+        out.extend_from_slice(b",\"duration_ns\":");
+        num(out, self.duration_ns);
+        out.extend_from_slice(b",\"first_packet\":");
+        num(out, self.first_packet);
+        out.extend_from_slice(b",\"last_packet\":");
+        num(out, self.last_packet);
+        out.extend_from_slice(b",\"syn_packet\":");
+        opt_num(out, self.syn_packet);
+        out.extend_from_slice(b",\"synack_packet\":");
+        opt_num(out, self.synack_packet);
+        out.extend_from_slice(b",\"handshake_ack_packet\":");
+        opt_num(out, self.handshake_ack_packet);
+        out.extend_from_slice(b",\"syn_synack_ns\":");
+        opt_num(out, self.syn_synack_ns);
+        out.extend_from_slice(b",\"synack_ack_ns\":");
+        opt_num(out, self.synack_ack_ns);
+        out.extend_from_slice(b",\"syn_retransmissions\":");
+        num(out, self.syn_retransmissions);
+        out.extend_from_slice(b",\"synack_retransmissions\":");
+        num(out, self.synack_retransmissions);
+        out.extend_from_slice(b",\"client_fin_packet\":");
+        opt_num(out, self.client_fin_packet);
+        out.extend_from_slice(b",\"server_fin_packet\":");
+        opt_num(out, self.server_fin_packet);
+        out.extend_from_slice(b",\"rst_packet\":");
+        opt_num(out, self.rst_packet);
+        out.extend_from_slice(b",\"rst_by\":");
+        opt_string(out, self.rst_by.map(Side::as_str));
+        out.extend_from_slice(b",\"midstream\":");
+        boolean(out, self.midstream);
+        out.extend_from_slice(b",\"port_reuse\":");
+        boolean(out, self.port_reuse);
+        out.extend_from_slice(b",\"client_sent\":");
+        self.client_sent.write_json(out);
+        out.extend_from_slice(b",\"server_sent\":");
+        self.server_sent.write_json(out);
+        out.extend_from_slice(b",\"annotations\":{");
+        for (i, (k, n)) in ALL_KINDS.iter().zip(self.annotations.0).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            key(out, k.as_str());
+            num(out, *n);
+        }
+        out.extend_from_slice(b"},\"state_history\":[");
+        for (i, t) in self.state_history.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"packet\":");
+            num(out, t.packet);
+            out.extend_from_slice(b",\"side\":");
+            string(out, t.side.as_str());
+            out.extend_from_slice(b",\"from\":");
+            string(out, t.from.as_str());
+            out.extend_from_slice(b",\"to\":");
+            string(out, t.to.as_str());
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"state_history_truncated\":");
+        boolean(out, self.state_history_truncated);
     }
 }
 
@@ -1004,6 +1397,10 @@ pub struct JsonDocument<'a> {
     tail: DocTail<'a>,
 }
 
+/// Connection objects gathered before they are handed to the output: a 48 MB document then
+/// goes out in large writes, which the caller's `BufWriter` passes on without copying.
+const DOC_CHUNK: usize = 64 * 1024;
+
 /// Streams the `--json` document: head, connections as they end, tail at the end.
 #[derive(Debug, Default)]
 pub struct DocWriter {
@@ -1016,36 +1413,38 @@ impl DocWriter {
     /// A writer that has written nothing yet.
     pub fn new() -> Self {
         DocWriter {
-            buf: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(DOC_CHUNK + 4096),
             started: false,
             connections: 0,
         }
     }
 
-    fn head(&mut self, out: &mut dyn Write) -> io::Result<()> {
+    fn head(&mut self) -> io::Result<()> {
         if self.started {
             return Ok(());
         }
         self.started = true;
-        self.buf.clear();
         serde_json::to_writer(&mut self.buf, &DocHead::default())?;
         // `{…}` becomes `{…,"connections":[`.
         self.buf.pop();
         self.buf.extend_from_slice(b",\"connections\":[");
-        out.write_all(&self.buf)
+        Ok(())
     }
 
-    /// Writes one connection.
+    /// Writes one connection (handed to `out` once [`DOC_CHUNK`] bytes have gathered).
     pub fn connection(&mut self, out: &mut dyn Write, c: &ConnRecord<'_>) -> io::Result<()> {
-        self.head(out)?;
-        self.buf.clear();
+        self.head()?;
         if self.connections > 0 {
             self.buf.push(b',');
         }
         self.buf.push(b'\n');
-        serde_json::to_writer(&mut self.buf, c)?;
+        c.write_json(&mut self.buf);
         self.connections += 1;
-        out.write_all(&self.buf)
+        if self.buf.len() >= DOC_CHUNK {
+            out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
     /// Ends the document.
@@ -1056,19 +1455,21 @@ impl DocWriter {
         stats: StatsRec<'_>,
         inputs: &[InputRec],
     ) -> io::Result<()> {
-        self.head(out)?;
+        self.head()?;
         let tail = DocTail {
             findings: findings.iter().map(FindingJson).collect(),
             stats,
             inputs,
         };
-        self.buf.clear();
+        let at = self.buf.len();
         self.buf.extend_from_slice(b"\n],");
         serde_json::to_writer(&mut self.buf, &tail)?;
         // `],{"findings":…}` becomes `],"findings":…}`.
-        self.buf.remove(3);
+        self.buf.remove(at + 3);
         self.buf.push(b'\n');
-        out.write_all(&self.buf)
+        out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
     }
 }
 
@@ -1130,5 +1531,81 @@ mod tests {
         assert_eq!(v["connections"], serde_json::json!([]));
         assert_eq!(v["findings"], serde_json::json!([]));
         assert_eq!(v["inputs"], serde_json::json!([]));
+    }
+
+    /// The slab gives every connection the notes a plain map by id gives, whatever order
+    /// connections end in, and stays within its bound while a long-lived connection holds its
+    /// front.
+    #[test]
+    fn tracker_matches_a_map_by_id() {
+        use crate::analysis::Transition;
+        let mut t = ConnTracker::default();
+        let mut model: HashMap<u64, ConnNotes> = HashMap::new();
+        let mut live: Vec<u64> = Vec::new();
+        let mut next_id = 0u64;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut taken = 0;
+        for number in 1..=200_000u64 {
+            let mut p = PacketInfo {
+                number,
+                ..PacketInfo::default()
+            };
+            match rand(10) {
+                // A new connection (id 0 never ends: it holds the slab's front).
+                0 => {
+                    p.conn = next_id;
+                    next_id += 1;
+                    live.push(p.conn);
+                }
+                // One ends.
+                1 if live.len() > 1 => {
+                    let id = live.swap_remove(1 + rand(live.len() as u64 - 1) as usize);
+                    assert_eq!(t.take(id), model.remove(&id).unwrap_or_default(), "id {id}");
+                    assert!(t.last.len() <= 2 * t.live + SLAB_SLACK);
+                    taken += 1;
+                    continue;
+                }
+                _ if live.is_empty() => continue,
+                _ => p.conn = live[rand(live.len() as u64) as usize],
+            }
+            if rand(4) == 0 {
+                p.kinds
+                    .push(ALL_KINDS[rand(ALL_KINDS.len() as u64) as usize]);
+                p.from = Some(Side::Server);
+            }
+            if rand(4) == 0 {
+                p.transitions[0] = Some(Transition {
+                    side: Side::Client,
+                    from: TcpState::SynSent,
+                    to: TcpState::Established,
+                });
+            }
+            t.packet(&p);
+            model.entry(p.conn).or_default().packet(&p);
+        }
+        assert!(taken > 10_000 && !t.old.is_empty());
+        for id in live {
+            assert_eq!(t.take(id), model.remove(&id).unwrap_or_default(), "id {id}");
+        }
+        assert!(t.last.is_empty() && t.old.is_empty());
+        // An id far past the slab starts it afresh; the notes before it are kept.
+        let mut p = PacketInfo {
+            number: 1,
+            conn: next_id,
+            ..PacketInfo::default()
+        };
+        t.packet(&p);
+        p.conn = next_id + 1_000_000;
+        p.number = 2;
+        t.packet(&p);
+        assert!(t.last.len() == 1);
+        assert_eq!(t.take(next_id).first_packet, 1);
+        assert_eq!(t.take(next_id + 1_000_000).last_packet, 2);
     }
 }

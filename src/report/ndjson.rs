@@ -7,8 +7,8 @@
 //! it has grown).
 
 use super::json::{
-    ConnRecord, DocHead, FindingJson, InputRec, StatsRec, kind_list_schema, rst_check_schema,
-    schema_of, side_schema, state_schema,
+    ConnRecord, DocHead, FindingJson, InputRec, StatsRec, key, kind_list_schema, num, rfc3339,
+    rst_check_schema, schema_of, side_schema, socket, state_schema, string,
 };
 pub use super::json::{FlagStr, NsString, Rfc3339};
 use crate::analysis::{KindList, PacketInfo, Side, TcpState, Transition};
@@ -18,7 +18,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Serialize;
 use serde::ser::SerializeSeq;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// `"type": "packet"`.
 #[derive(Clone, Copy, Serialize, JsonSchema)]
@@ -274,100 +274,6 @@ fn direction(p: &PacketInfo) -> &'static str {
     }
 }
 
-/// Appends an integer in decimal.
-#[inline]
-fn num(out: &mut Vec<u8>, v: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// Appends `"key":` (keys and the names below need no JSON escaping).
-#[inline]
-fn key(out: &mut Vec<u8>, k: &str) {
-    out.push(b'"');
-    out.extend_from_slice(k.as_bytes());
-    out.extend_from_slice(b"\":");
-}
-
-/// Appends `"text"`.
-#[inline]
-fn string(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'"');
-}
-
-/// Appends two digits.
-#[inline]
-fn two(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&[b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]);
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// `"2024-05-01T12:00:00.123456789Z"`, as [`Rfc3339`] prints it (an i64 of nanoseconds is
-/// always within years 1677..2262, so the year has four digits).
-fn rfc3339(out: &mut Vec<u8>, ns: i64) {
-    let sec = ns.div_euclid(1_000_000_000);
-    let frac = ns.rem_euclid(1_000_000_000) as u32;
-    let (y, m, d) = civil(sec.div_euclid(86_400));
-    let tod = sec.rem_euclid(86_400) as u32;
-    out.push(b'"');
-    num(out, y);
-    out.push(b'-');
-    two(out, m);
-    out.push(b'-');
-    two(out, d);
-    out.push(b'T');
-    two(out, tod / 3600);
-    out.push(b':');
-    two(out, tod / 60 % 60);
-    out.push(b':');
-    two(out, tod % 60);
-    out.push(b'.');
-    let mut digits = [b'0'; 9];
-    let mut f = frac;
-    for c in digits.iter_mut().rev() {
-        *c = b'0' + (f % 10) as u8;
-        f /= 10;
-    }
-    out.extend_from_slice(&digits);
-    out.extend_from_slice(b"Z\"");
-}
-
-/// `"addr:port"`, as `SocketAddr`'s `Display` (and so serde) writes it.
-fn socket(out: &mut Vec<u8>, ip: IpAddr, port: u16) {
-    out.push(b'"');
-    match ip {
-        IpAddr::V4(a) => {
-            for (i, o) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                num(out, o);
-            }
-        }
-        // Rare enough to leave to std, whose text (RFC 5952, `::ffff:a.b.c.d`) is the reference.
-        IpAddr::V6(a) => {
-            let _ = write!(out, "[{a}]");
-        }
-    }
-    out.push(b':');
-    num(out, port);
-    out.push(b'"');
-}
-
 /// `"S."`, as [`FlagStr`] prints it.
 fn flags(out: &mut Vec<u8>, f: TcpFlags) {
     const ORDER: [(u16, u8); 8] = [
@@ -541,6 +447,23 @@ pub struct ConnLine<'a> {
     conn: &'a ConnRecord<'a>,
 }
 
+impl<'a> ConnLine<'a> {
+    /// The `connection` record of `conn`.
+    pub fn new(conn: &'a ConnRecord<'a>) -> Self {
+        ConnLine {
+            r#type: ConnectionTag::Connection,
+            conn,
+        }
+    }
+}
+
+/// The bytes serde_json writes for [`ConnLine`], and a newline.
+pub fn write_connection(out: &mut Vec<u8>, c: &ConnRecord<'_>) {
+    out.extend_from_slice(b"{\"type\":\"connection\",");
+    c.write_members(out);
+    out.extend_from_slice(b"}\n");
+}
+
 /// A `finding` record.
 #[derive(Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -613,15 +536,12 @@ impl NdjsonWriter {
         out.write_all(&self.buf)
     }
 
-    /// One `connection` record.
+    /// One `connection` record, written by hand: the bytes serde_json writes for [`ConnLine`]
+    /// (a test compares the two).
     pub fn connection(&mut self, out: &mut dyn Write, c: &ConnRecord<'_>) -> io::Result<()> {
-        self.emit(
-            out,
-            &ConnLine {
-                r#type: ConnectionTag::Connection,
-                conn: c,
-            },
-        )
+        self.buf.clear();
+        write_connection(&mut self.buf, c);
+        out.write_all(&self.buf)
     }
 
     /// One `finding` record.

@@ -152,6 +152,83 @@ pub(crate) fn new_table(width: Option<u16>) -> Table {
     t
 }
 
+/// The connection table's column names.
+const CONN_HEADER: [&str; 17] = [
+    "id",
+    "client",
+    "server",
+    "handshake",
+    "client state",
+    "server state",
+    "duration",
+    "SYN→SYN-ACK",
+    "SYN-ACK→ACK",
+    "pkts c→s/s→c",
+    "bytes c→s/s→c",
+    "retrans c/s",
+    "close",
+    "initiator",
+    "time_wait_on",
+    "zeek",
+    "history",
+];
+
+/// Writes whole rows in the bytes comfy-table prints for [`new_table`] with a fixed width (its
+/// UTF8_FULL_CONDENSED style, no wrapping). The connection table can list thousands of rows,
+/// and comfy-table spends ~4,400 instructions per cell on them (a tenth of a `--summary` run
+/// on the 1M workload); the cells here are one line of ASCII or arrows, one column each.
+fn write_grid<const N: usize>(
+    out: &mut dyn Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) -> io::Result<()> {
+    let width = |s: &str| s.chars().count();
+    let mut w = header.map(width);
+    for r in rows {
+        for (w, c) in w.iter_mut().zip(r) {
+            *w = (*w).max(width(c));
+        }
+    }
+    let mut line = String::new();
+    let border = |line: &mut String, left: char, fill: char, mid: char, right: char| {
+        line.clear();
+        line.push(left);
+        for (i, w) in w.iter().enumerate() {
+            if i > 0 {
+                line.push(mid);
+            }
+            line.extend(std::iter::repeat_n(fill, w + 2));
+        }
+        line.push(right);
+        line.push('\n');
+    };
+    let cells = |line: &mut String, row: &mut dyn Iterator<Item = &str>| {
+        line.clear();
+        line.push('│');
+        for (i, (c, w)) in row.zip(&w).enumerate() {
+            if i > 0 {
+                line.push('┆');
+            }
+            line.push(' ');
+            line.push_str(c);
+            line.extend(std::iter::repeat_n(' ', w - width(c) + 1));
+        }
+        line.push_str("│\n");
+    };
+    border(&mut line, '┌', '─', '┬', '┐');
+    out.write_all(line.as_bytes())?;
+    cells(&mut line, &mut header.iter().copied());
+    out.write_all(line.as_bytes())?;
+    border(&mut line, '╞', '═', '╪', '╡');
+    out.write_all(line.as_bytes())?;
+    for r in rows {
+        cells(&mut line, &mut r.iter().map(String::as_str));
+        out.write_all(line.as_bytes())?;
+    }
+    border(&mut line, '└', '─', '┴', '┘');
+    out.write_all(line.as_bytes())
+}
+
 /// `name count, name count` for the non-zero counts.
 fn counts<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> String {
     let v: Vec<String> = items
@@ -214,50 +291,41 @@ impl ConnTable {
         &self.sorted
     }
 
-    /// Builds the table of the kept rows (`width` fixes the width; None lets comfy-table look
-    /// at the terminal).
-    pub fn build(&mut self, width: Option<u16>) -> Table {
-        let mut t = new_table(width);
-        t.set_header(vec![
-            "id",
-            "client",
-            "server",
-            "handshake",
-            "client state",
-            "server state",
-            "duration",
-            "SYN→SYN-ACK",
-            "SYN-ACK→ACK",
-            "pkts c→s/s→c",
-            "bytes c→s/s→c",
-            "retrans c/s",
-            "close",
-            "initiator",
-            "time_wait_on",
-            "zeek",
-            "history",
-        ]);
-        for c in self.rows() {
-            let (a, b) = (&c.client_counts, &c.server_counts);
-            t.add_row(vec![
-                c.id.to_string(),
-                c.client.to_string(),
-                c.server.to_string(),
-                c.handshake.as_str().to_string(),
-                c.client_state.to_string(),
-                c.server_state.to_string(),
-                Dur(c.last_ts.0.saturating_sub(c.first_ts.0)).to_string(),
-                ms(c.syn_synack_ns),
-                ms(c.synack_ack_ns),
-                format!("{}/{}", a.packets, b.packets),
-                format!("{}/{}", bytes(a.bytes), bytes(b.bytes)),
-                format!("{}/{}", a.retransmissions, b.retransmissions),
-                c.close.as_str().to_string(),
-                c.close_initiator.map_or("-", |i| i.as_str()).to_string(),
-                c.time_wait_on.unwrap_or("-").to_string(),
-                c.zeek_conn_state.to_string(),
-                c.zeek_history.as_str().to_string(),
-            ]);
+    /// The kept rows as text cells, in id order.
+    fn cells(&mut self) -> Vec<[String; 17]> {
+        self.rows()
+            .iter()
+            .map(|c| {
+                let (a, b) = (&c.client_counts, &c.server_counts);
+                [
+                    c.id.to_string(),
+                    c.client.to_string(),
+                    c.server.to_string(),
+                    c.handshake.as_str().to_string(),
+                    c.client_state.to_string(),
+                    c.server_state.to_string(),
+                    Dur(c.last_ts.0.saturating_sub(c.first_ts.0)).to_string(),
+                    ms(c.syn_synack_ns),
+                    ms(c.synack_ack_ns),
+                    format!("{}/{}", a.packets, b.packets),
+                    format!("{}/{}", bytes(a.bytes), bytes(b.bytes)),
+                    format!("{}/{}", a.retransmissions, b.retransmissions),
+                    c.close.as_str().to_string(),
+                    c.close_initiator.map_or("-", |i| i.as_str()).to_string(),
+                    c.time_wait_on.unwrap_or("-").to_string(),
+                    c.zeek_conn_state.to_string(),
+                    c.zeek_history.as_str().to_string(),
+                ]
+            })
+            .collect()
+    }
+
+    /// Builds the table of the kept rows, fitted to the terminal.
+    pub fn build(&mut self) -> Table {
+        let mut t = new_table(None);
+        t.set_header(CONN_HEADER.to_vec());
+        for row in self.cells() {
+            t.add_row(row.to_vec());
         }
         t
     }
@@ -322,13 +390,15 @@ impl ConnTable {
         }
         let listed = self.rows.len() as u64;
         if listed > 0 {
-            let t = self.build(width);
             if listed == total {
                 writeln!(out, "TCP connections ({total})")?;
             } else {
                 writeln!(out, "TCP connections (first {listed} of {total})")?;
             }
-            writeln!(out, "{t}")?;
+            match width {
+                Some(_) => write_grid(out, &CONN_HEADER, &self.cells())?,
+                None => writeln!(out, "{}", self.build())?,
+            }
         }
         if listed < total {
             writeln!(out, "{}", self.build_totals(width))?;
@@ -418,5 +488,41 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("TCP connections (1)"));
         assert!(!text.contains("not listed"));
+    }
+
+    #[test]
+    fn grid_writes_what_comfy_table_writes() {
+        // comfy-table is the reference: the same cells through both, byte for byte.
+        let mut t = ConnTable::with_limit(10);
+        for id in [0, 7, 12_345] {
+            t.push(conn(id, Handshake::Complete));
+        }
+        let mut c = conn(99, Handshake::NotSeen);
+        c.client = "[2001:db8::1]:443".parse().unwrap();
+        c.client_counts.bytes = 123_456_789;
+        c.syn_synack_ns = Some(1_234_567);
+        t.push(c);
+        let rows = t.cells();
+        let mut reference = new_table(Some(220));
+        reference.set_header(CONN_HEADER.to_vec());
+        for r in &rows {
+            reference.add_row(r.to_vec());
+        }
+        let mut ours = Vec::new();
+        write_grid(&mut ours, &CONN_HEADER, &rows).unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), format!("{reference}\n"));
+        // A column wider than its header, and a one-column table.
+        let mut ours = Vec::new();
+        write_grid(
+            &mut ours,
+            &["x"],
+            &[["wide→cell".to_string()], [String::new()]],
+        )
+        .unwrap();
+        let mut reference = new_table(Some(220));
+        reference.set_header(vec!["x"]);
+        reference.add_row(vec!["wide→cell"]);
+        reference.add_row(vec![""]);
+        assert_eq!(String::from_utf8(ours).unwrap(), format!("{reference}\n"));
     }
 }
