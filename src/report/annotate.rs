@@ -180,8 +180,17 @@ impl Annotator {
     }
 
     fn compose(&mut self, p: &PacketInfo) -> io::Result<()> {
-        let k = Kinds::of(p);
         let who = p.from.unwrap_or(Side::Client);
+        // Most packets have no kind and change no state: only the progress part below, with
+        // no colour and no `--explain` line; written without walking the cases.
+        if p.kinds.is_empty() && p.transitions.iter().all(Option::is_none) {
+            self.s("    ↳ ");
+            let mut first = true;
+            self.progress(p, &mut first);
+            self.buf.push(b'\n');
+            return Ok(());
+        }
+        let k = Kinds::of(p);
         let peer = who.peer();
         self.s("    ↳ ");
         let mut headline = true;

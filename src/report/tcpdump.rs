@@ -1463,6 +1463,16 @@ impl TcpdumpPrinter {
         th_ack: u32,
         ch: &mut bool,
     ) -> Result<(), Stop> {
+        // Most segments carry exactly nop, nop, timestamps: the loop below prints them the
+        // same way, one option at a time.
+        if let (32, Some(&[1, 1, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3])) = (hlen, tp.get(20..32)) {
+            self.buf.extend_from_slice(b"nop,nop,TS val ");
+            dec(&mut self.buf, u32::from_be_bytes([v0, v1, v2, v3]));
+            self.buf.extend_from_slice(b" ecr ");
+            dec(&mut self.buf, u32::from_be_bytes([e0, e1, e2, e3]));
+            *ch = true;
+            return Ok(());
+        }
         let mut hl = hlen as usize - 20;
         let mut cp = 20usize;
         while hl > 0 {
