@@ -1,6 +1,6 @@
-//! Whole-pipeline throughput: read + decode + print (`--plain`), read + decode + analysis
-//! (`--summary`) and the JSON document (`--json`) over the shared gen-pcap workload, in
-//! packets/s and MB/s.
+//! Whole-pipeline throughput: read + decode + print (`--plain`), the default annotated text
+//! (print + analysis + annotations, interleaved), read + decode + analysis (`--summary`) and
+//! the JSON document (`--json`) over the shared gen-pcap workload, in packets/s and MB/s.
 //!
 //! The workload is generated on first use into `target/bench-data/` (never committed):
 //! `TCPLENS_BENCH_FLOWS` flows (default 21000: 986k packets, 418 MB) with seed 1. Set
@@ -16,8 +16,9 @@ use tcplens::cli::{Cli, Command};
 use tcplens::config::Config;
 
 fn measure(mode: &str, path: &Path, runs: usize) {
-    // The flags as the command line gives them, defaults included.
-    let cli = Cli::try_parse_from(["tcplens", "read", "-", mode]).expect("flags");
+    // The flags as the command line gives them, defaults included ("" for the default mode).
+    let args = ["tcplens", "read", "-", mode];
+    let cli = Cli::try_parse_from(args.iter().filter(|a| !a.is_empty())).expect("flags");
     let Command::Read { output, .. } = cli.command else {
         unreachable!("read")
     };
@@ -34,6 +35,7 @@ fn measure(mode: &str, path: &Path, runs: usize) {
         packets = outcome.stats.packets;
     }
     let (median, min, max) = support::spread(&mut times);
+    let mode = if mode.is_empty() { "annotated" } else { mode };
     println!(
         "{mode:<10} {packets} packets  median {median:.3} s (min {min:.3}, max {max:.3})  {:.2} Mpkt/s  {:.0} MB/s",
         packets as f64 / median / 1e6,
@@ -44,7 +46,7 @@ fn measure(mode: &str, path: &Path, runs: usize) {
 fn main() {
     let path = support::workload();
     let runs = support::runs();
-    for mode in ["--plain", "--summary", "--json"] {
+    for mode in ["--plain", "", "--summary", "--json"] {
         measure(mode, &path, runs);
     }
 }

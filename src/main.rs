@@ -2,7 +2,9 @@
 //! exit status (0 complete, 1 usage / I/O / setup error, 2 input incomplete or damaged).
 
 use clap::Parser;
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use tcplens::cli::{Cli, Command, LiveArgs};
 use tcplens::config::{Config, Mode};
@@ -37,13 +39,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = Config::from_output_args(&output)?;
             let filter = Filter::from_words(&filter)?;
-            let stdout = io::stdout();
-            let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+            let mut out = BufWriter::with_capacity(1 << 16, stdout_file());
             let outcome = tcplens::pipeline::run_file(&file, &cfg, filter, &mut out)?;
             out.flush()?;
             report_end(&cfg, &outcome)
         }
         Command::Live(args) => live(args),
+    }
+}
+
+/// Standard output as a plain file: the pipeline's writes (a batch at a time) go straight to
+/// the descriptor instead of through `Stdout`'s line buffer and lock, from either of its two
+/// threads. Nothing else writes to standard output during a run.
+fn stdout_file() -> Box<dyn Write + Send> {
+    match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(File::from(fd)),
+        // A closed standard output: `Stdout` discards what is written to it, so do the same.
+        Err(_) => Box::new(io::sink()),
     }
 }
 
@@ -86,8 +98,7 @@ fn live(a: LiveArgs) -> anyhow::Result<ExitCode> {
         write: a.write,
         duration,
     };
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = BufWriter::with_capacity(1 << 16, stdout_file());
     let (outcome, counters) = tcplens::pipeline::run_live(opts, &cfg, &mut out)?;
     out.flush()?;
     let code = report_end(&cfg, &outcome)?;

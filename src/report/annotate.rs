@@ -10,7 +10,7 @@
 use crate::analysis::{
     ALL_KINDS, Kind, LostHint, PacketInfo, RstCheck, Side, TcpState, Transition,
 };
-use std::fmt::Write as _;
+use crate::report::tcpdump::dec;
 use std::io::{self, Write};
 
 const RESET: &str = "\x1b[0m";
@@ -23,29 +23,105 @@ const DIM: &str = "\x1b[2m";
 /// Writes annotation lines.
 #[derive(Debug)]
 pub struct Annotator {
-    buf: String,
+    buf: Vec<u8>,
     explain: bool,
     color: bool,
 }
 
 /// Formats a duration given in nanoseconds for people: `0.412 ms`, `12.3 ms`, `1.00 s`.
+///
+/// The text is `format!("{:.3} ms", ns as f64 / 1e6)` (or `.1`, `.0` ms, `.2` s by size),
+/// written without `fmt`: the annotated mode prints ~60k of these per million packets and
+/// float formatting cost more than the rest of the annotation.
+#[derive(Clone, Copy)]
 pub struct Dur(pub i64);
+
+impl Dur {
+    /// Appends the text to `out`.
+    pub fn push(self, out: &mut Vec<u8>) {
+        let mut buf = [0u8; DUR_MAX];
+        out.extend_from_slice(self.text(&mut buf).as_bytes());
+    }
+
+    /// The text, written into `buf`.
+    fn text(self, buf: &mut [u8; DUR_MAX]) -> &str {
+        let ns = self.0;
+        // unsigned_abs: i64::MIN (a saturated time difference) has no i64 absolute value.
+        let abs = ns.unsigned_abs();
+        let (v, decimals, unit) = if abs < 1_000_000 {
+            (ns as f64 / 1e6, 3, " ms")
+        } else if abs < 100_000_000 {
+            (ns as f64 / 1e6, 1, " ms")
+        } else if abs < 1_000_000_000 {
+            (ns as f64 / 1e6, 0, " ms")
+        } else {
+            (ns as f64 / 1e9, 2, " s")
+        };
+        let scaled = round_scaled(v, 10u64.pow(decimals));
+        let mut len = 0;
+        let mut put = |b: &[u8]| {
+            if let Some(dst) = buf.get_mut(len..len + b.len()) {
+                dst.copy_from_slice(b);
+                len += b.len();
+            }
+        };
+        // `fmt` prints the sign of a negative value that rounds to zero too (`-0.000`).
+        if ns < 0 {
+            put(b"-");
+        }
+        let unit_div = 10u128.pow(decimals);
+        let mut ibuf = itoa::Buffer::new();
+        put(ibuf.format(scaled / unit_div).as_bytes());
+        if decimals > 0 {
+            put(b".");
+            let frac = ibuf.format(scaled % unit_div).as_bytes();
+            for _ in frac.len()..decimals as usize {
+                put(b"0");
+            }
+            put(frac);
+        }
+        put(unit.as_bytes());
+        std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// The longest [`Dur`] text: `-9223372036.85 s` is 16 bytes.
+const DUR_MAX: usize = 24;
+
+/// `|v| * scale` rounded to the nearest integer, ties to even, computed exactly from the
+/// bits of `v` as `fmt`'s `{:.N}` rounds the exact binary value (finite `v`, `|v| < 2^64`).
+fn round_scaled(v: f64, scale: u64) -> u128 {
+    let bits = v.to_bits();
+    let exp_bits = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    let (mant, exp) = if exp_bits == 0 {
+        (frac, -1074)
+    } else {
+        (frac | 1u64 << 52, exp_bits - 1075)
+    };
+    let num = u128::from(mant) * u128::from(scale);
+    if exp >= 0 {
+        // |v| < 2^64 keeps this shift small.
+        return num << exp.min(11);
+    }
+    let shift = exp.unsigned_abs();
+    // num < 2^63 * 2^10: below half of 2^shift, it rounds to 0.
+    if shift > 120 {
+        return 0;
+    }
+    let q = num >> shift;
+    let rest = num - (q << shift);
+    let half = 1u128 << (shift - 1);
+    if rest > half || (rest == half && q & 1 == 1) {
+        q + 1
+    } else {
+        q
+    }
+}
 
 impl std::fmt::Display for Dur {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ns = self.0;
-        let ms = ns as f64 / 1e6;
-        // unsigned_abs: i64::MIN (a saturated time difference) has no i64 absolute value.
-        let abs = ns.unsigned_abs();
-        if abs < 1_000_000 {
-            write!(f, "{ms:.3} ms")
-        } else if abs < 100_000_000 {
-            write!(f, "{ms:.1} ms")
-        } else if abs < 1_000_000_000 {
-            write!(f, "{ms:.0} ms")
-        } else {
-            write!(f, "{:.2} s", ns as f64 / 1e9)
-        }
+        f.write_str(self.text(&mut [0; DUR_MAX]))
     }
 }
 
@@ -53,7 +129,7 @@ impl Annotator {
     /// `explain` adds the arithmetic line; `color` adds ANSI colours.
     pub fn new(explain: bool, color: bool) -> Self {
         Annotator {
-            buf: String::with_capacity(256),
+            buf: Vec::with_capacity(256),
             explain,
             color,
         }
@@ -62,81 +138,104 @@ impl Annotator {
     /// Writes the annotation of one packet (one line, two with `--explain` on handshake, close
     /// and RST packets).
     pub fn write(&mut self, out: &mut dyn Write, info: &PacketInfo) -> io::Result<()> {
-        self.format(info);
-        out.write_all(self.buf.as_bytes())
+        self.buf.clear();
+        self.compose(info)?;
+        out.write_all(&self.buf)
     }
 
     /// Formats the annotation into the internal buffer and returns it (with its newlines).
     pub fn format(&mut self, info: &PacketInfo) -> &str {
         self.buf.clear();
         let _ = self.compose(info);
-        &self.buf
+        // Only `str` pieces were appended.
+        std::str::from_utf8(&self.buf).unwrap_or_default()
     }
 
     /// Appends text (the hot path avoids `write!`, whose `fmt` machinery costs more than the
     /// rest of the line).
     #[inline]
     fn s(&mut self, text: &str) {
-        self.buf.push_str(text);
+        self.buf.extend_from_slice(text.as_bytes());
     }
 
     /// Appends an integer in decimal.
     #[inline]
-    fn n(&mut self, v: impl itoa::Integer) {
-        self.buf.push_str(itoa::Buffer::new().format(v));
+    fn n(&mut self, v: impl Into<u32>) {
+        dec(&mut self.buf, v);
+    }
+
+    /// Appends `client` or `server`: both six bytes, so a fixed-size copy.
+    #[inline]
+    fn side(&mut self, side: Side) {
+        self.buf.extend_from_slice(match side {
+            Side::Client => b"client",
+            Side::Server => b"server",
+        });
     }
 
     fn paint(&mut self, color: &'static str) {
         if self.color {
-            self.buf.push_str(color);
+            self.buf.extend_from_slice(color.as_bytes());
         }
     }
 
-    fn compose(&mut self, p: &PacketInfo) -> std::fmt::Result {
-        let k = Kinds::of(p);
+    fn compose(&mut self, p: &PacketInfo) -> io::Result<()> {
         let who = p.from.unwrap_or(Side::Client);
+        // Most packets have no kind and change no state: only the progress part below, with
+        // no colour and no `--explain` line; written without walking the cases.
+        if p.kinds.is_empty() && p.transitions.iter().all(Option::is_none) {
+            self.s("    ↳ ");
+            let mut first = true;
+            self.progress(p, &mut first);
+            self.buf.push(b'\n');
+            return Ok(());
+        }
+        let k = Kinds::of(p);
         let peer = who.peer();
-        self.buf.push_str("    ↳ ");
+        self.s("    ↳ ");
         let mut headline = true;
         if k.contains(Kind::SplitHandshake) {
             self.paint(CYAN);
-            write!(
-                self.buf,
-                "split handshake 4/4: {who} ACKs {peer}'s SYN-ACK instead of sending its own"
-            )?;
-            self.transitions(p)?;
-            if let Some(rtt) = p.rtt_ns {
-                write!(self.buf, " · SYN-ACK→ACK {}", Dur(rtt))?;
-            }
+            self.s("split handshake 4/4: ");
+            self.side(who);
+            self.s(" ACKs ");
+            self.side(peer);
+            self.s("'s SYN-ACK instead of sending its own");
+            self.transitions(p);
+            self.rtt(" · SYN-ACK→ACK ", p.rtt_ns);
         } else if k.contains(Kind::SimultaneousOpen) {
             self.paint(CYAN);
             match p.open_step {
                 Some(2) => {
-                    write!(
-                        self.buf,
-                        "simultaneous open 2/4: {who} sends its own SYN, not a SYN-ACK"
-                    )?;
-                    self.transitions(p)?;
-                    write!(
-                        self.buf,
-                        " ({peer} {}): both sides are opening, so each must answer the other's SYN",
-                        st(p, peer)
-                    )?;
+                    self.s("simultaneous open 2/4: ");
+                    self.side(who);
+                    self.s(" sends its own SYN, not a SYN-ACK");
+                    self.transitions(p);
+                    self.s(" (");
+                    self.side(peer);
+                    self.s(" ");
+                    self.s(st(p, peer).as_str());
+                    self.s("): both sides are opening, so each must answer the other's SYN");
                 }
                 n => {
                     let n = n.unwrap_or(3);
-                    write!(
-                        self.buf,
-                        "simultaneous open {n}/4: {who} SYN-ACK of {peer}'s SYN"
-                    )?;
-                    self.transitions(p)?;
+                    self.s("simultaneous open ");
+                    self.n(n);
+                    self.s("/4: ");
+                    self.side(who);
+                    self.s(" SYN-ACK of ");
+                    self.side(peer);
+                    self.s("'s SYN");
+                    self.transitions(p);
                     if n == 3 {
-                        write!(self.buf, " ({peer} {})", st(p, peer))?;
-                        if let Some(rtt) = p.rtt_ns {
-                            write!(self.buf, " · SYN→SYN-ACK {}", Dur(rtt))?;
-                        }
-                    } else if let Some(rtt) = p.rtt_ns {
-                        write!(self.buf, " · SYN-ACK→SYN-ACK {}", Dur(rtt))?;
+                        self.s(" (");
+                        self.side(peer);
+                        self.s(" ");
+                        self.s(st(p, peer).as_str());
+                        self.s(")");
+                        self.rtt(" · SYN→SYN-ACK ", p.rtt_ns);
+                    } else {
+                        self.rtt(" · SYN-ACK→SYN-ACK ", p.rtt_ns);
                     }
                 }
             }
@@ -152,22 +251,23 @@ impl Annotator {
                 "SYN-ACK"
             };
             let (n, gap) = p.attempt.unwrap_or((2, 0));
-            write!(
-                self.buf,
-                "{what} retransmission: try {n}, {} after the previous one",
-                Dur(gap)
-            )?;
+            self.s(what);
+            self.s(" retransmission: try ");
+            self.n(n);
+            self.s(", ");
+            Dur(gap).push(&mut self.buf);
+            self.s(" after the previous one");
             match p.lost_hint {
-                Some(LostHint::SynAckLostAfterTap) if what == "SYN" => self
-                    .buf
-                    .push_str(" · the SYN-ACK seen here never reached the client"),
-                Some(LostHint::SynAckLostAfterTap) => self
-                    .buf
-                    .push_str(" · answers a repeated SYN: the SYN-ACK was lost after this point"),
-                Some(LostHint::FinalAckLostAfterTap) => self
-                    .buf
-                    .push_str(" · the client's ACK seen here never reached the server"),
-                Some(LostHint::NoAnswerSeen) => self.buf.push_str(" · no answer seen yet"),
+                Some(LostHint::SynAckLostAfterTap) if what == "SYN" => {
+                    self.s(" · the SYN-ACK seen here never reached the client")
+                }
+                Some(LostHint::SynAckLostAfterTap) => {
+                    self.s(" · answers a repeated SYN: the SYN-ACK was lost after this point")
+                }
+                Some(LostHint::FinalAckLostAfterTap) => {
+                    self.s(" · the client's ACK seen here never reached the server")
+                }
+                Some(LostHint::NoAnswerSeen) => self.s(" · no answer seen yet"),
                 None => {}
             }
         } else if k.contains(Kind::HandshakeSynack) {
@@ -177,25 +277,18 @@ impl Annotator {
             self.s(" (client ");
             self.s(st(p, Side::Client).as_str());
             self.s(")");
-            if let Some(rtt) = p.rtt_ns {
-                write!(self.buf, " · SYN→SYN-ACK {}", Dur(rtt))?;
-            }
+            self.rtt(" · SYN→SYN-ACK ", p.rtt_ns);
         } else if k.contains(Kind::HandshakeAck) {
             self.paint(CYAN);
             self.s("handshake 3/3: client ");
             self.s(st(p, Side::Client).as_str());
             self.s(", server ");
             self.s(st(p, Side::Server).as_str());
-            if let Some(rtt) = p.rtt_ns {
-                write!(self.buf, " · SYN-ACK→ACK {}", Dur(rtt))?;
-            }
+            self.rtt(" · SYN-ACK→ACK ", p.rtt_ns);
         } else if k.contains(Kind::Refused) {
             self.paint(RED);
-            write!(
-                self.buf,
-                "refused: server answered the SYN with RST → client {}",
-                st(p, Side::Client)
-            )?;
+            self.s("refused: server answered the SYN with RST → client ");
+            self.s(st(p, Side::Client).as_str());
         } else if k.contains(Kind::Rst) {
             self.paint(RED);
             let verdict = match p.rst {
@@ -208,14 +301,24 @@ impl Annotator {
                 Some(RstCheck::RefusalValid) => "valid",
                 Some(RstCheck::Unknown) | None => "receiver's position unknown",
             };
-            write!(self.buf, "RST by {who} to {peer} ({verdict})")?;
+            self.s("RST by ");
+            self.side(who);
+            self.s(" to ");
+            self.side(peer);
+            self.s(" (");
+            self.s(verdict);
+            self.s(")");
             if p.rst_peer_unreachable {
-                write!(
-                    self.buf,
-                    " · after keep-alives {peer} never answered: {peer} is unreachable, so this RST most likely never arrives and {peer} keeps its state"
-                )?;
+                let peer = peer.as_str();
+                self.s(" · after keep-alives ");
+                self.s(peer);
+                self.s(" never answered: ");
+                self.s(peer);
+                self.s(" is unreachable, so this RST most likely never arrives and ");
+                self.s(peer);
+                self.s(" keeps its state");
             }
-            self.transitions(p)?;
+            self.transitions(p);
         } else if k.contains(Kind::Fin) || k.contains(Kind::CloseAck) {
             self.paint(GREEN);
             let (n, total) = p.close_step.unwrap_or((1, 0));
@@ -229,26 +332,26 @@ impl Annotator {
                 self.n(total);
             }
             self.s(": ");
-            self.s(who.as_str());
+            self.side(who);
             if k.contains(Kind::Fin) && p.explain.acked_fin.is_some() {
                 self.s(" FIN+ACK of ");
-                self.s(peer.as_str());
+                self.side(peer);
                 self.s("'s FIN");
             } else if p.simultaneous_fin {
                 self.s(" FIN, ");
-                self.s(peer.as_str());
+                self.side(peer);
                 self.s("'s FIN not yet acknowledged (simultaneous close)");
             } else if k.contains(Kind::Fin) {
                 self.s(" FIN");
             } else {
                 self.s(" ACKs ");
-                self.s(peer.as_str());
+                self.side(peer);
                 self.s("'s FIN");
             }
-            self.transitions(p)?;
+            self.transitions(p);
         } else if p.transitions().next().is_some() {
-            self.s(who.as_str());
-            self.transitions(p)?;
+            self.side(who);
+            self.transitions(p);
         } else {
             headline = false;
         }
@@ -299,7 +402,8 @@ impl Annotator {
                     self.s("duplicate ACK #");
                     self.n(n);
                     self.s(" of frame ");
-                    self.n(frame);
+                    self.buf
+                        .extend_from_slice(itoa::Buffer::new().format(frame).as_bytes());
                     self.paint(RESET);
                     continue;
                 }
@@ -310,15 +414,15 @@ impl Annotator {
             if warn {
                 self.paint(YELLOW);
             }
-            self.buf.push_str(phrase);
+            self.buf.extend_from_slice(phrase.as_bytes());
             if warn {
                 self.paint(RESET);
             }
         }
         if !headline || p.close_step.is_some() || p.payload > 0 {
-            self.progress(p, &mut first)?;
+            self.progress(p, &mut first);
         }
-        self.buf.push('\n');
+        self.buf.push(b'\n');
         if self.explain {
             self.explain_line(p)?;
         }
@@ -327,17 +431,25 @@ impl Annotator {
 
     fn sep(&mut self, first: &mut bool) {
         if !*first {
-            self.buf.push_str(" · ");
+            self.s(" · ");
         }
         *first = false;
     }
 
+    /// `lead` and the duration, when there is one.
+    fn rtt(&mut self, lead: &str, ns: Option<i64>) {
+        if let Some(ns) = ns {
+            self.s(lead);
+            Dur(ns).push(&mut self.buf);
+        }
+    }
+
     /// Data or ACK progress in relative numbers.
-    fn progress(&mut self, p: &PacketInfo, first: &mut bool) -> std::fmt::Result {
+    fn progress(&mut self, p: &PacketInfo, first: &mut bool) {
         let who = p.from.unwrap_or(Side::Client);
         if p.payload > 0 {
             self.sep(first);
-            self.s(who.as_str());
+            self.side(who);
             self.s(" data ");
             self.n(p.rel_seq);
             self.s(":");
@@ -347,7 +459,7 @@ impl Annotator {
             self.s(" B)");
         } else if *first {
             self.sep(first);
-            self.s(who.as_str());
+            self.side(who);
             match p.rel_ack {
                 Some(a) => {
                     self.s(" ACK ");
@@ -356,12 +468,11 @@ impl Annotator {
                 None => self.s(" segment, no ACK"),
             }
         }
-        Ok(())
     }
 
     /// ` → client FIN_WAIT_2, server LAST_ACK`: each changed side's new state, in the order
     /// the sides changed; a side passing through a state shows it (`server CLOSING → TIME_WAIT`).
-    fn transitions(&mut self, p: &PacketInfo) -> std::fmt::Result {
+    fn transitions(&mut self, p: &PacketInfo) {
         let mut lead = " → ";
         let ts: [Option<Transition>; 4] = p.transitions;
         let mut printed = [false; 2];
@@ -372,7 +483,7 @@ impl Annotator {
             }
             printed[i] = true;
             self.s(lead);
-            self.s(t.side.as_str());
+            self.side(t.side);
             let mut arrow = " ";
             let mut to = t.to;
             for x in ts.iter().flatten().filter(|x| x.side == t.side) {
@@ -382,14 +493,14 @@ impl Annotator {
                 to = x.to;
             }
             if to == TcpState::TimeWait {
-                write!(self.buf, " for 2MSL = {}", Dur(p.two_msl_ns))?;
+                self.s(" for 2MSL = ");
+                Dur(p.two_msl_ns).push(&mut self.buf);
             }
             lead = ", ";
         }
-        Ok(())
     }
 
-    fn explain_line(&mut self, p: &PacketInfo) -> std::fmt::Result {
+    fn explain_line(&mut self, p: &PacketInfo) -> io::Result<()> {
         let k = Kinds::of(p);
         let e = &p.explain;
         let who = p.from.unwrap_or(Side::Client);
@@ -422,7 +533,7 @@ impl Annotator {
                 e.seq
             )?;
             if p.open_step == Some(4) {
-                self.buf.push_str(
+                self.s(
                     "; both sides now have the other's SYN and an ACK of their own: ESTABLISHED",
                 );
             }
@@ -456,7 +567,7 @@ impl Annotator {
             if let Some(own) = e.own_isn {
                 write!(self.buf, ", seq {} = client ISN {own} + 1", e.seq)?;
             }
-            self.buf.push_str(": each SYN consumes one sequence number");
+            self.s(": each SYN consumes one sequence number");
         } else if k.contains(Kind::Refused)
             || (k.contains(Kind::Rst) && matches!(p.rst, Some(RstCheck::RefusalInvalid)))
         {
@@ -497,7 +608,7 @@ impl Annotator {
                     fin.wrapping_add(1)
                 )?;
                 if p.close_step.is_some_and(|(_, t)| t == 0) {
-                    self.buf.push_str(
+                    self.s(
                         "; \"?\": 4 steps if the peer ACKs and sends its FIN separately, 3 if one FIN+ACK does both",
                     );
                 }
@@ -514,7 +625,7 @@ impl Annotator {
             self.buf.truncate(start);
         } else {
             self.paint(RESET);
-            self.buf.push('\n');
+            self.buf.push(b'\n');
         }
         Ok(())
     }
@@ -560,4 +671,60 @@ impl std::fmt::Display for Opt {
 }
 fn opt(v: Option<u32>) -> Opt {
     Opt(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dur;
+
+    /// What `Dur` printed when it used `fmt`'s float formatting: the truth the hand-written
+    /// text must match byte for byte.
+    fn by_fmt(ns: i64) -> String {
+        let ms = ns as f64 / 1e6;
+        let abs = ns.unsigned_abs();
+        if abs < 1_000_000 {
+            format!("{ms:.3} ms")
+        } else if abs < 100_000_000 {
+            format!("{ms:.1} ms")
+        } else if abs < 1_000_000_000 {
+            format!("{ms:.0} ms")
+        } else {
+            format!("{:.2} s", ns as f64 / 1e9)
+        }
+    }
+
+    #[test]
+    fn dur_matches_fmt_at_edges_and_ties() {
+        let mut cases = vec![0, 1, -1, i64::MIN, i64::MAX, i64::MIN + 1, i64::MAX - 1];
+        for edge in [1_000_000i64, 100_000_000, 1_000_000_000] {
+            for d in -3..=3 {
+                cases.push(edge + d);
+                cases.push(-(edge + d));
+            }
+        }
+        // Halfway between two printed values: `fmt` rounds the binary value, ties to even.
+        for k in 0..2000i64 {
+            cases.push(k * 1_000_000 + 500_000);
+            cases.push(k * 100_000 + 50_000);
+            cases.push(k * 1000 + 500);
+            cases.push(k * 10_000_000 + 5_000_000);
+            cases.push(-(k * 1_000_000 + 500_000));
+        }
+        for ns in cases {
+            assert_eq!(Dur(ns).to_string(), by_fmt(ns), "ns = {ns}");
+        }
+    }
+
+    #[test]
+    fn dur_matches_fmt_on_spread_values() {
+        // A fixed xorshift walk over every magnitude, both signs.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ns = (x >> (x % 63)) as i64 * if x & 1 == 0 { 1 } else { -1 };
+            assert_eq!(Dur(ns).to_string(), by_fmt(ns), "ns = {ns}");
+        }
+    }
 }

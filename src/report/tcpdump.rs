@@ -94,52 +94,73 @@ fn shouldbe(field: u16, computed: u16) -> u16 {
     s as u16
 }
 
-/// "00" to "99".
-const PAIRS: [u8; 200] = {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
-
 /// Appends `N` bytes written in place by `fill`, which returns how many of them to keep.
 ///
 /// Lines are made of many short pieces: a fixed-size append is a few moves where a
 /// variable-size one is a `memcpy` call, and writing the digits straight into the line avoids
 /// reading back a just-written stack array (a stalled store-to-load forward).
 #[inline(always)]
-fn push_with<const N: usize>(out: &mut Vec<u8>, fill: impl FnOnce(&mut [u8; N]) -> usize) {
+pub(super) fn push_with<const N: usize>(
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut [u8; N]) -> usize,
+) {
     out.extend_from_slice(&[0; N]);
     let keep = out.last_chunk_mut::<N>().map_or(N, fill);
     out.truncate(out.len() - N + keep.min(N));
 }
 
-/// `{}` of an integer, two digits at a time, without the `fmt` machinery (which cost more
-/// than the rest of a line).
-#[inline]
-fn dec(out: &mut Vec<u8>, n: impl Into<u32>) {
-    let mut v: u32 = n.into();
-    let len = v.checked_ilog10().unwrap_or(0) as usize + 1;
-    push_with::<10>(out, |text| {
-        let mut i = len;
-        while v >= 100 {
-            let r = (v % 100) as usize * 2;
-            v /= 100;
-            i -= 2;
-            text[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
-        }
-        if v >= 10 {
-            let r = v as usize * 2;
-            text[i - 2..i].copy_from_slice(&PAIRS[r..r + 2]);
-        } else {
-            text[i - 1] = b'0' + v as u8;
-        }
-        len
-    });
+/// The eight decimal digits of `x < 10^8`, one per byte, most significant in the lowest byte
+/// (so `to_le_bytes` gives them in reading order): split 4+4, 2+2, 1+1 in parallel lanes of
+/// one integer by multiplying by reciprocals, exact for these ranges.
+#[inline(always)]
+pub(super) fn digits8(x: u32) -> u64 {
+    let y = u64::from(x / 10_000) | u64::from(x % 10_000) << 32;
+    // Per 32-bit lane: v / 100 = v * 10486 >> 20 for v < 10^4.
+    let hi = ((y * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let y = hi | (y - hi * 100) << 16;
+    // Per 16-bit lane: v / 10 = v * 103 >> 10 for v < 100.
+    let hi = ((y * 103) >> 10) & 0x000f_000f_000f_000f;
+    hi | (y - hi * 10) << 8
+}
+
+/// ASCII '0' in every byte.
+pub(super) const ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// `{}` of an integer without the `fmt` machinery (which cost more than the rest of a line):
+/// all digits at once in one register ([`digits8`]), leading zeros shifted out, stored with
+/// one fixed-size write.
+#[inline(always)]
+pub(super) fn dec(out: &mut Vec<u8>, n: impl Into<u32>) {
+    let v: u32 = n.into();
+    if v < 100_000_000 {
+        let d = digits8(v);
+        // The leading zero digits are the low zero bytes; "0" keeps its last digit.
+        let zeros = (d.trailing_zeros() / 8).min(7);
+        let text = ((d | ZEROS) >> (8 * zeros)).to_le_bytes();
+        push_with::<8>(out, |t| {
+            *t = text;
+            8 - zeros as usize
+        });
+    } else {
+        // 10^8 ..= u32::MAX: one or two leading digits, then eight.
+        let hi = (v / 100_000_000) as u8;
+        let low = (digits8(v % 100_000_000) | ZEROS).to_le_bytes();
+        push_with::<10>(out, |t| {
+            let (head, len) = if hi >= 10 {
+                ([b'0' + hi / 10, b'0' + hi % 10], 2)
+            } else {
+                ([b'0' + hi, 0], 1)
+            };
+            t[..2].copy_from_slice(&head);
+            if len == 2 {
+                t[2..].copy_from_slice(&low);
+                10
+            } else {
+                t[1..9].copy_from_slice(&low);
+                9
+            }
+        });
+    }
 }
 
 /// `{:x}` of a u16 (no leading zeros), without the `fmt` machinery.
@@ -160,27 +181,45 @@ fn hex16(out: &mut Vec<u8>, w: u16) {
     });
 }
 
-/// Dotted quad, written in place: two addresses per line made this a hot spot.
+/// Each octet's text followed by a dot, as little-endian bytes (`"7."`, `"42."`, `"255."`),
+/// and the number of digits.
+const OCTETS: [(u32, u8); 256] = {
+    let mut t = [(0u32, 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u32;
+        t[i] = if b >= 100 {
+            let d = (b'0' as u32 + b / 100)
+                | (b'0' as u32 + b / 10 % 10) << 8
+                | (b'0' as u32 + b % 10) << 16;
+            (d | (b'.' as u32) << 24, 3)
+        } else if b >= 10 {
+            (
+                (b'0' as u32 + b / 10) | (b'0' as u32 + b % 10) << 8 | (b'.' as u32) << 16,
+                2,
+            )
+        } else {
+            ((b'0' as u32 + b) | (b'.' as u32) << 8, 1)
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Dotted quad, written in place: two addresses per line made this a hot spot. The four
+/// octets' texts are joined in one register and stored at once.
 fn ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
-    push_with::<15>(out, |text| {
-        let mut n = 0;
-        for (i, b) in a.into_iter().enumerate() {
-            if i > 0 {
-                text[n] = b'.';
-                n += 1;
-            }
-            if b >= 100 {
-                text[n] = b'0' + b / 100;
-                n += 1;
-            }
-            if b >= 10 {
-                text[n] = b'0' + b / 10 % 10;
-                n += 1;
-            }
-            text[n] = b'0' + b % 10;
-            n += 1;
-        }
-        n
+    let (mut text, mut len) = (0u128, 0u32);
+    for b in a {
+        let (digits, n) = OCTETS[usize::from(b)];
+        // len <= 12 here: each octet adds at most four bytes.
+        text |= u128::from(digits) << (8 * len);
+        len += u32::from(n) + 1;
+    }
+    push_with::<16>(out, |t| {
+        *t = text.to_le_bytes();
+        // Without the last octet's dot.
+        len as usize - 1
     });
 }
 
@@ -299,7 +338,10 @@ pub struct TcpdumpPrinter {
     fmt: LineFormat,
     clock: Clock,
     seq: SeqTable,
+    /// Where a line is formatted: the caller's buffer, lent for the line.
     buf: Vec<u8>,
+    /// The line for [`write_packet`](Self::write_packet), reused.
+    line: Vec<u8>,
     /// tcpdump's `ndo_protocol`: named in ` [|proto]`.
     proto: &'static str,
     /// Interface index to name, read once for LINUX_SLL2 (tcpdump calls `if_indextoname`).
@@ -313,7 +355,8 @@ impl TcpdumpPrinter {
             fmt,
             clock: Clock::new(fmt.time, fmt.nano),
             seq: SeqTable::default(),
-            buf: Vec::with_capacity(512),
+            buf: Vec::new(),
+            line: Vec::with_capacity(512),
             proto: "",
             ifnames: None,
         }
@@ -328,11 +371,28 @@ impl TcpdumpPrinter {
         frame: &Frame<'_>,
         d: &Decoded<'_>,
     ) -> io::Result<bool> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let printed = self.append_packet(&mut line, frame, d);
+        let result = if printed {
+            out.write_all(&line)
+        } else {
+            Ok(())
+        };
+        self.line = line;
+        result.map(|()| printed)
+    }
+
+    /// As [`write_packet`](Self::write_packet), appending the line to `out` (no copy: the
+    /// line is formatted in place at the end of `out`).
+    pub fn append_packet(&mut self, out: &mut Vec<u8>, frame: &Frame<'_>, d: &Decoded<'_>) -> bool {
         let (true, Some(link), Some(net)) = (d.is_tcp(), d.link, d.net) else {
             self.clock.skip(frame.ts);
-            return Ok(false);
+            return false;
         };
-        self.buf.clear();
+        // The formatting code appends to `self.buf`: lend it `out` for the line (nothing in
+        // it reads back what is already in the buffer).
+        std::mem::swap(&mut self.buf, out);
         if self.fmt.number {
             let mut n = itoa::Buffer::new();
             let n = n.format(frame.number).as_bytes();
@@ -348,8 +408,8 @@ impl TcpdumpPrinter {
             let _ = write!(self.buf, " [|{}]", self.proto);
         }
         self.buf.push(b'\n');
-        out.write_all(&self.buf)?;
-        Ok(true)
+        std::mem::swap(&mut self.buf, out);
+        true
     }
 
     fn link(&mut self, frame: &Frame<'_>, link: &LinkView<'_>, net: &NetView<'_>) -> R {
@@ -1264,11 +1324,15 @@ impl TcpdumpPrinter {
         if flags == 0 {
             self.buf.extend_from_slice(b"none");
         }
-        for (i, c) in b"FSRP.UEW".iter().enumerate() {
-            if flags & (1 << i) != 0 {
-                self.buf.push(*c);
+        push_with::<8>(&mut self.buf, |t| {
+            let mut n = 0;
+            for (i, c) in b"FSRP.UEW".iter().enumerate() {
+                // Written always, kept when set: no branch per flag.
+                t[n & 7] = *c;
+                n += usize::from(flags >> i & 1);
             }
-        }
+            n
+        });
         self.buf.push(b']');
         let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
         if !self.fmt.absolute && flags & 0x10 != 0 {
@@ -1399,6 +1463,16 @@ impl TcpdumpPrinter {
         th_ack: u32,
         ch: &mut bool,
     ) -> Result<(), Stop> {
+        // Most segments carry exactly nop, nop, timestamps: the loop below prints them the
+        // same way, one option at a time.
+        if let (32, Some(&[1, 1, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3])) = (hlen, tp.get(20..32)) {
+            self.buf.extend_from_slice(b"nop,nop,TS val ");
+            dec(&mut self.buf, u32::from_be_bytes([v0, v1, v2, v3]));
+            self.buf.extend_from_slice(b" ecr ");
+            dec(&mut self.buf, u32::from_be_bytes([e0, e1, e2, e3]));
+            *ch = true;
+            return Ok(());
+        }
         let mut hl = hlen as usize - 20;
         let mut cp = 20usize;
         while hl > 0 {
@@ -2038,7 +2112,15 @@ mod tests {
             let t = 10u32.pow(p);
             edges.extend([t - 1, t, t + 1, t.saturating_mul(5)]);
         }
-        for n in edges.into_iter().chain(0..=u32::from(u16::MAX)) {
+        // A fixed xorshift walk over all magnitudes.
+        let mut x: u32 = 0x9e37_79b9;
+        let walk = (0..1_000_000).map(|i| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x >> (i % 32)
+        });
+        for n in edges.into_iter().chain(0..=u32::from(u16::MAX)).chain(walk) {
             out.clear();
             out.push(b'x');
             dec(&mut out, n);

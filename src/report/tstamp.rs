@@ -2,6 +2,7 @@
 
 use crate::capture::Timestamp;
 use crate::config::TimeFormat;
+use crate::report::tcpdump::{ZEROS, digits8, push_with};
 use jiff::tz::TimeZone;
 use std::io::Write;
 
@@ -133,16 +134,24 @@ impl Clock {
             return;
         }
         // `.{frac:06}` / `.{frac:09}` by hand, in place: this runs for every printed packet.
-        out.extend_from_slice(&[b'.'; 10]);
-        let at = out.len() - 10;
-        let mut v = frac;
-        if let Some(text) = out.get_mut(at + 1..=at + digits) {
-            for d in text.iter_mut().rev() {
-                *d = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
+        if self.nano {
+            let hi = (frac / 100_000_000) as u8;
+            let low = (digits8((frac % 100_000_000) as u32) | ZEROS).to_le_bytes();
+            push_with::<10>(out, |t| {
+                t[0] = b'.';
+                t[1] = b'0' + hi;
+                t[2..].copy_from_slice(&low);
+                10
+            });
+        } else {
+            // Eight digits of which the first two are zero: drop them, put the dot in front.
+            let text =
+                (((digits8(frac as u32) | ZEROS) >> 16) << 8 | u64::from(b'.')).to_le_bytes();
+            push_with::<8>(out, |t| {
+                *t = text;
+                7
+            });
         }
-        out.truncate(at + 1 + digits);
     }
 
     /// tcpdump refuses times with bit 31 of the seconds set.
@@ -261,7 +270,11 @@ mod tests {
                 999_999_999,
                 1_000_000_000,
                 -5,
-            ] {
+            ]
+            .into_iter()
+            .chain((0..1_000_000).step_by(7))
+            .chain((0..1_000_000_000).step_by(999_983))
+            {
                 let mut out = Vec::new();
                 c.frac(&mut out, frac);
                 let want = if nano {
