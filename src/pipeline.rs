@@ -291,6 +291,9 @@ const BATCH_TEXT: usize = 128 * 1024;
 const BATCHES_IN_FLIGHT: usize = 4;
 /// Finished batches waiting for a writer before the back writes them itself.
 const BATCHES_READY: usize = 16;
+/// A batch buffer larger than this is shrunk when the batch is reused; pieces this large are
+/// written as they are, not copied into the merge buffer.
+const KEEP_CAPACITY: usize = 1 << 20;
 
 /// A batch of frames on its way through the two threads and out: the front fills `text` and
 /// `items`, the back `extra` and `cuts`, then either thread writes it.
@@ -309,11 +312,19 @@ struct Batch {
 }
 
 impl Batch {
+    /// Empties the batch for reuse. A buffer that one burst made large (e.g. the JSON records
+    /// of thousands of connections ending in one sweep) is given back, so the batches held
+    /// in the queues stay near their usual size.
     fn clear(&mut self) {
         self.text.clear();
         self.items.clear();
         self.extra.clear();
         self.cuts.clear();
+        for v in [&mut self.text, &mut self.extra] {
+            if v.capacity() > KEEP_CAPACITY {
+                v.shrink_to(BATCH_TEXT);
+            }
+        }
     }
 }
 
@@ -427,16 +438,35 @@ impl Writer<'_> {
         if b.cuts.is_empty() {
             return self.out.write_all(&b.text);
         }
-        let m = &mut self.merged;
-        m.clear();
+        self.merged.clear();
         let (mut t, mut x) = (0, 0);
         for &(te, xe) in &b.cuts {
-            m.extend_from_slice(b.text.get(t..te).unwrap_or_default());
-            m.extend_from_slice(b.extra.get(x..xe).unwrap_or_default());
+            self.piece(b.text.get(t..te).unwrap_or_default())?;
+            self.piece(b.extra.get(x..xe).unwrap_or_default())?;
             (t, x) = (te, xe);
         }
-        m.extend_from_slice(b.text.get(t..).unwrap_or_default());
-        self.out.write_all(m)
+        self.piece(b.text.get(t..).unwrap_or_default())?;
+        let r = self.out.write_all(&self.merged);
+        if self.merged.capacity() > KEEP_CAPACITY {
+            self.merged = Vec::new();
+        }
+        r
+    }
+
+    /// Adds a piece to the merge buffer; a large one goes out on its own, after what is merged.
+    fn piece(&mut self, p: &[u8]) -> io::Result<()> {
+        if p.len() < KEEP_CAPACITY {
+            self.merged.extend_from_slice(p);
+            if self.merged.len() < KEEP_CAPACITY {
+                return Ok(());
+            }
+            let r = self.out.write_all(&self.merged);
+            self.merged.clear();
+            return r;
+        }
+        self.out.write_all(&self.merged)?;
+        self.merged.clear();
+        self.out.write_all(p)
     }
 }
 
