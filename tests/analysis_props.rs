@@ -818,7 +818,7 @@ fn closed_connections(t0: i64) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut ts = t0;
     for (i, &(c, cp, s, sp)) in tuples.iter().enumerate() {
-        let (ci, si) = (u32::MAX - 1, u32::MAX - 2 + i as u32);
+        let (ci, si) = (u32::MAX - 1, (u32::MAX - 2).wrapping_add(i as u32));
         let cli = Segment {
             number: 0,
             ts: Timestamp(0),
