@@ -446,14 +446,11 @@ impl Writer<'_> {
             (t, x) = (te, xe);
         }
         self.piece(b.text.get(t..).unwrap_or_default())?;
-        let r = self.out.write_all(&self.merged);
-        if self.merged.capacity() > KEEP_CAPACITY {
-            self.merged = Vec::new();
-        }
-        r
+        self.out.write_all(&self.merged)
     }
 
     /// Adds a piece to the merge buffer; a large one goes out on its own, after what is merged.
+    /// The buffer so stays below twice [`KEEP_CAPACITY`].
     fn piece(&mut self, p: &[u8]) -> io::Result<()> {
         if p.len() < KEEP_CAPACITY {
             self.merged.extend_from_slice(p);

@@ -1135,17 +1135,6 @@ impl Tail {
             (dst, src)
         }
     }
-
-    /// [`Conn::starts_new`] for the connection this tail was.
-    pub(crate) fn starts_new(&self, seg: &Segment) -> bool {
-        if !seg.flags.syn() || seg.flags.ack() {
-            return false;
-        }
-        let (client, _) = self.ends(seg);
-        let side = usize::from(!(seg.sport == client.port() && seg.src == client.ip()));
-        let h = &self.h[side];
-        h.bits & H_BASE != 0 && h.base != seg.seq
-    }
 }
 
 impl Conn {

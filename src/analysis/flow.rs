@@ -303,14 +303,13 @@ impl FlowTable {
                 conn
             }
             Entry::Vacant(v) => {
-                let tail = self.tails.remove(&key);
+                let tail = self.tails.remove(&key).map(|t| Conn::from_tail(&t, seg));
                 match tail {
-                    Some(t) if !t.starts_new(seg) => {
+                    Some(mut c) if !c.starts_new(seg) => {
                         // A late packet of a closed connection: analysed by the same code,
                         // then packed again.
                         stats.time_wait_packets += 1;
                         info.after_record = true;
-                        let mut c = Conn::from_tail(&t, seg);
                         c.segment(seg, info);
                         match Tail::of(&c) {
                             Some(t) => {
@@ -322,9 +321,9 @@ impl FlowTable {
                         }
                         return;
                     }
-                    Some(t) => {
+                    Some(ref c) => {
                         // Its record is out: only its TIME_WAIT ends here.
-                        info.replaced = Some((t.id(), t.last_ts));
+                        info.replaced = Some((c.id, c.last_ts));
                     }
                     None => {}
                 }

@@ -67,18 +67,15 @@ impl AnalysisReport {
         det.packet(seg, info);
         match self.mode {
             Mode::Annotated => self.annotator.write(out, info)?,
-            // A connection's notes went out with its record.
-            Mode::Ndjson | Mode::Json if info.after_record => {
-                if self.mode == Mode::Ndjson {
-                    self.ndjson.packet(out, seg, info)?;
-                }
-            }
+            // After its record, a connection has no notes: they went out with it.
             Mode::Ndjson => {
-                self.notes.packet(info);
+                if !info.after_record {
+                    self.notes.packet(info);
+                }
                 self.ndjson.packet(out, seg, info)?;
             }
-            Mode::Json => self.notes.packet(info),
-            Mode::Summary | Mode::Plain => {}
+            Mode::Json if !info.after_record => self.notes.packet(info),
+            Mode::Json | Mode::Summary | Mode::Plain => {}
         }
         self.flush_ended(out, det)
     }

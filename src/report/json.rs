@@ -376,26 +376,12 @@ fn two(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&[b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]);
 }
 
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// `"2024-05-01T12:00:00.123456789Z"`, as [`Rfc3339`] prints it (an i64 of nanoseconds is
 /// always within years 1677..2262, so the year has four digits).
 pub(crate) fn rfc3339(out: &mut Vec<u8>, ns: i64) {
     let sec = ns.div_euclid(1_000_000_000);
     let frac = ns.rem_euclid(1_000_000_000) as u32;
-    let (y, m, d) = civil(sec.div_euclid(86_400));
+    let (y, m, d) = crate::report::tstamp::civil(sec.div_euclid(86_400));
     let tod = sec.rem_euclid(86_400) as u32;
     out.push(b'"');
     num(out, y);
@@ -433,12 +419,7 @@ pub(crate) fn socket(out: &mut Vec<u8>, ip: IpAddr, port: u16) {
     match ip {
         IpAddr::V4(a) => {
             out.push(b'"');
-            for (i, o) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                num(out, o);
-            }
+            crate::report::tcpdump::ipv4(out, a.octets());
             out.push(b':');
             num(out, port);
             out.push(b'"');

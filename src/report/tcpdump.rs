@@ -208,7 +208,7 @@ const OCTETS: [(u32, u8); 256] = {
 
 /// Dotted quad, written in place: two addresses per line made this a hot spot. The four
 /// octets' texts are joined in one register and stored at once.
-fn ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
+pub(crate) fn ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
     let (mut text, mut len) = (0u128, 0u32);
     for b in a {
         let (digits, n) = OCTETS[usize::from(b)];
