@@ -13,7 +13,7 @@ use crate::config::{Config, Mode};
 use crate::decode::{self, Segment};
 use crate::detect::Detectors;
 use crate::filter::Filter;
-use crate::report::analysis::AnalysisReport;
+use crate::report::analysis::{AnalysisReport, Ended};
 use crate::report::json::{InputCounts, InputError, InputRec};
 use crate::report::tcpdump::TcpdumpPrinter;
 use crate::stats::Stats;
@@ -296,7 +296,7 @@ const BATCHES_READY: usize = 16;
 const KEEP_CAPACITY: usize = 1 << 20;
 
 /// A batch of frames on its way through the two threads and out: the front fills `text` and
-/// `items`, the back `extra` and `cuts`, then either thread writes it.
+/// `items`, the back `extra`, `ended` and `cuts`, then either thread writes it.
 #[derive(Default)]
 struct Batch {
     /// The tcpdump lines, back to back.
@@ -307,8 +307,20 @@ struct Batch {
     /// What the reports add after the lines (annotations, findings, NDJSON records), back to
     /// back.
     extra: Vec<u8>,
-    /// `(t, x)`: the `extra` text up to `x` follows the `text` up to `t`.
-    cuts: Vec<(usize, usize)>,
+    /// Connections whose JSON records the writer writes, each at its place in `extra`: the
+    /// back hands them over instead of writing them.
+    ended: Vec<Ended>,
+    /// Where the report text of a frame ends: all of it follows the frame's line.
+    cuts: Vec<Cut>,
+}
+
+/// The `extra` text up to `extra` and the `ended` records up to `ended` follow the `text` up
+/// to `text`.
+#[derive(Clone, Copy)]
+struct Cut {
+    text: usize,
+    extra: usize,
+    ended: usize,
 }
 
 impl Batch {
@@ -319,6 +331,7 @@ impl Batch {
         self.text.clear();
         self.items.clear();
         self.extra.clear();
+        self.ended.clear();
         self.cuts.clear();
         for v in [&mut self.text, &mut self.extra] {
             if v.capacity() > KEEP_CAPACITY {
@@ -329,17 +342,22 @@ impl Batch {
 }
 
 impl Back<'_> {
-    /// Analyses a batch's segments, keeping what the reports write in `b.extra`.
+    /// Analyses a batch's segments, keeping what the reports write in `b.extra` and the
+    /// connections whose records are still to be written in `b.ended`.
     fn analyse(
         analysis: &mut AnalysisReport,
         det: &mut Detectors,
         b: &mut Batch,
     ) -> io::Result<()> {
         for (end, seg) in &b.items {
-            let before = b.extra.len();
-            analysis.packet(&mut b.extra, seg, det)?;
-            if b.extra.len() > before {
-                b.cuts.push((*end, b.extra.len()));
+            let before = (b.extra.len(), b.ended.len());
+            analysis.packet_deferred(&mut b.extra, &mut b.ended, seg, det)?;
+            if (b.extra.len(), b.ended.len()) != before {
+                b.cuts.push(Cut {
+                    text: *end,
+                    extra: b.extra.len(),
+                    ended: b.ended.len(),
+                });
             }
         }
         Ok(())
@@ -433,17 +451,25 @@ impl<'o> Output<'o> {
 }
 
 impl Writer<'_> {
-    /// Writes a batch's lines, each followed by what the reports added after it.
+    /// Writes a batch's lines, each followed by what the reports added after it, the
+    /// connection records written here.
     fn write(&mut self, b: &Batch) -> io::Result<()> {
         if b.cuts.is_empty() {
             return self.out.write_all(&b.text);
         }
         self.merged.clear();
-        let (mut t, mut x) = (0, 0);
-        for &(te, xe) in &b.cuts {
-            self.piece(b.text.get(t..te).unwrap_or_default())?;
-            self.piece(b.extra.get(x..xe).unwrap_or_default())?;
-            (t, x) = (te, xe);
+        let (mut t, mut x, mut e) = (0, 0, 0);
+        for cut in &b.cuts {
+            self.piece(b.text.get(t..cut.text).unwrap_or_default())?;
+            for ended in b.ended.get(e..cut.ended).unwrap_or_default() {
+                self.piece(b.extra.get(x..ended.at).unwrap_or_default())?;
+                x = ended.at;
+                ended.write(&mut self.merged);
+                // Writes the merge buffer out if the record made it large.
+                self.piece(&[])?;
+            }
+            self.piece(b.extra.get(x..cut.extra).unwrap_or_default())?;
+            (t, x, e) = (cut.text, cut.extra, cut.ended);
         }
         self.piece(b.text.get(t..).unwrap_or_default())?;
         self.out.write_all(&self.merged)

@@ -1,13 +1,13 @@
 //! Runs the TCP analysis beside the printers: one call per TCP packet, one at the end.
 
-use crate::analysis::{AnalysisConfig, Analyzer};
+use crate::analysis::{AnalysisConfig, Analyzer, ConnSummary};
 use crate::config::{Config, Mode};
 use crate::decode::Segment;
 use crate::detect::Detectors;
 use crate::report::annotate::Annotator;
 use crate::report::findings;
-use crate::report::json::{ConnRecord, ConnTracker, DocWriter, InputRec, StatsRec};
-use crate::report::ndjson::NdjsonWriter;
+use crate::report::json::{ConnNotes, ConnRecord, ConnTracker, DocWriter, InputRec, StatsRec};
+use crate::report::ndjson::{NdjsonWriter, write_connection};
 use crate::report::table::ConnTable;
 use crate::stats::Stats;
 use std::io::{self, Write};
@@ -60,19 +60,41 @@ impl AnalysisReport {
         seg: &Segment,
         det: &mut Detectors,
     ) -> io::Result<()> {
+        self.packet_to(&mut Sink::Now(out), seg, det)
+    }
+
+    /// [`Self::packet`], except that the JSON connection records are not written: the
+    /// connections are pushed to `ended`, each with its place in `out`, for a writer on another
+    /// thread to write ([`Ended::write`]).
+    pub fn packet_deferred(
+        &mut self,
+        out: &mut Vec<u8>,
+        ended: &mut Vec<Ended>,
+        seg: &Segment,
+        det: &mut Detectors,
+    ) -> io::Result<()> {
+        self.packet_to(&mut Sink::Later(out, ended), seg, det)
+    }
+
+    fn packet_to(
+        &mut self,
+        out: &mut Sink<'_>,
+        seg: &Segment,
+        det: &mut Detectors,
+    ) -> io::Result<()> {
         if self.mode == Mode::Plain {
             return Ok(());
         }
         let info = self.analyzer.packet(seg);
         det.packet(seg, info);
         match self.mode {
-            Mode::Annotated => self.annotator.write(out, info)?,
+            Mode::Annotated => self.annotator.write(out.bytes(), info)?,
             // After its record, a connection has no notes: they went out with it.
             Mode::Ndjson => {
                 if !info.after_record {
                     self.notes.packet(info);
                 }
-                self.ndjson.packet(out, seg, info)?;
+                self.ndjson.packet(out.bytes(), seg, info)?;
             }
             Mode::Json if !info.after_record => self.notes.packet(info),
             Mode::Json | Mode::Summary | Mode::Plain => {}
@@ -80,26 +102,41 @@ impl AnalysisReport {
         self.flush_ended(out, det)
     }
 
-    fn flush_ended(&mut self, out: &mut dyn Write, det: &mut Detectors) -> io::Result<()> {
+    fn flush_ended(&mut self, out: &mut Sink<'_>, det: &mut Detectors) -> io::Result<()> {
         for mut c in self.analyzer.drain_ended() {
             det.connection(&mut c);
-            match self.mode {
-                Mode::Ndjson => {
-                    let n = self.notes.take(c.id);
-                    self.ndjson.connection(out, &ConnRecord::new(&c, &n))?;
+            let json = match self.mode {
+                Mode::Ndjson => false,
+                Mode::Json => true,
+                Mode::Plain => continue,
+                Mode::Annotated | Mode::Summary => {
+                    self.table.push(c);
+                    continue;
                 }
-                Mode::Json => {
-                    let n = self.notes.take(c.id);
-                    self.doc.connection(out, &ConnRecord::new(&c, &n))?;
+            };
+            let notes = self.notes.take(c.id);
+            match out {
+                Sink::Now(out) if json => {
+                    self.doc.connection(*out, &ConnRecord::new(&c, &notes))?
                 }
-                Mode::Plain => {}
-                Mode::Annotated | Mode::Summary => self.table.push(c),
+                Sink::Now(out) => self.ndjson.connection(*out, &ConnRecord::new(&c, &notes))?,
+                Sink::Later(bytes, ended) => {
+                    if json {
+                        self.doc.connection_deferred(bytes);
+                    }
+                    ended.push(Ended {
+                        at: bytes.len(),
+                        json,
+                        summary: c,
+                        notes,
+                    });
+                }
             }
         }
         // A finding's one-line form goes into the annotated stream as it fires.
         for f in det.drain_fired() {
             if self.mode == Mode::Annotated {
-                findings::write_line(out, &f)?;
+                findings::write_line(out.bytes(), &f)?;
             }
         }
         Ok(())
@@ -120,9 +157,9 @@ impl AnalysisReport {
         }
         det.end_of_capture();
         self.analyzer.finish();
-        self.flush_ended(out, det)?;
+        self.flush_ended(&mut Sink::Now(out), det)?;
         det.finish();
-        self.flush_ended(out, det)?;
+        self.flush_ended(&mut Sink::Now(out), det)?;
         let stats = *self.analyzer.stats();
         match self.mode {
             Mode::Annotated | Mode::Summary => {
@@ -153,6 +190,50 @@ impl AnalysisReport {
                     .finish(out, det.findings(), StatsRec::new(decode, &stats), inputs)
             }
             Mode::Plain => Ok(()),
+        }
+    }
+}
+
+/// Where the reports of a packet go.
+enum Sink<'a> {
+    /// Everything is written as it comes.
+    Now(&'a mut dyn Write),
+    /// The bytes go into a batch; the connections whose records the JSON reports write are
+    /// left for the batch's writer.
+    Later(&'a mut Vec<u8>, &'a mut Vec<Ended>),
+}
+
+impl Sink<'_> {
+    /// Where the bytes go.
+    fn bytes(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Now(out) => *out,
+            Sink::Later(bytes, _) => *bytes,
+        }
+    }
+}
+
+/// A connection that ended, with its notes, whose JSON record is still to be written: the
+/// analysing thread hands it over by value, and the thread that writes the output turns it into
+/// text ([`AnalysisReport::packet_deferred`]).
+#[derive(Debug)]
+pub struct Ended {
+    /// Where the record goes: after this many bytes of the batch's report text.
+    pub at: usize,
+    /// `--json` (an item of `connections`) or `--ndjson` (a `connection` line).
+    json: bool,
+    summary: ConnSummary,
+    notes: ConnNotes,
+}
+
+impl Ended {
+    /// Appends the record: the bytes the report would have written in its place.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let rec = ConnRecord::new(&self.summary, &self.notes);
+        if self.json {
+            rec.write_json(out);
+        } else {
+            write_connection(out, &rec);
         }
     }
 }

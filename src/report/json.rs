@@ -1404,32 +1404,46 @@ impl DocWriter {
         }
     }
 
-    fn head(&mut self) -> io::Result<()> {
+    /// The fields before the connections, once.
+    fn head(&mut self) {
         if self.started {
-            return Ok(());
+            return;
         }
         self.started = true;
-        serde_json::to_writer(&mut self.buf, &DocHead::default())?;
+        // Serialising three constant fields into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.buf, &DocHead::default());
         // `{…}` becomes `{…,"connections":[`.
         self.buf.pop();
         self.buf.extend_from_slice(b",\"connections\":[");
-        Ok(())
     }
 
-    /// Writes one connection (handed to `out` once [`DOC_CHUNK`] bytes have gathered).
-    pub fn connection(&mut self, out: &mut dyn Write, c: &ConnRecord<'_>) -> io::Result<()> {
-        self.head()?;
+    /// Starts the next item of `connections`.
+    fn item(&mut self) {
+        self.head();
         if self.connections > 0 {
             self.buf.push(b',');
         }
         self.buf.push(b'\n');
-        c.write_json(&mut self.buf);
         self.connections += 1;
+    }
+
+    /// Writes one connection (handed to `out` once [`DOC_CHUNK`] bytes have gathered).
+    pub fn connection(&mut self, out: &mut dyn Write, c: &ConnRecord<'_>) -> io::Result<()> {
+        self.item();
+        c.write_json(&mut self.buf);
         if self.buf.len() >= DOC_CHUNK {
             out.write_all(&self.buf)?;
             self.buf.clear();
         }
         Ok(())
+    }
+
+    /// Writes to `out` everything before the next connection's object, which the caller writes
+    /// at the end of `out` later ([`crate::report::analysis::Ended`]).
+    pub fn connection_deferred(&mut self, out: &mut Vec<u8>) {
+        self.item();
+        out.extend_from_slice(&self.buf);
+        self.buf.clear();
     }
 
     /// Ends the document.
@@ -1440,7 +1454,7 @@ impl DocWriter {
         stats: StatsRec<'_>,
         inputs: &[InputRec],
     ) -> io::Result<()> {
-        self.head()?;
+        self.head();
         let tail = DocTail {
             findings: findings.iter().map(FindingJson).collect(),
             stats,
