@@ -13,7 +13,7 @@ use crate::config::{Config, Mode};
 use crate::decode::{self, Segment};
 use crate::detect::Detectors;
 use crate::filter::Filter;
-use crate::report::analysis::{AnalysisReport, Ended};
+use crate::report::analysis::{AnalysisReport, Deferred, RecordWriter};
 use crate::report::json::{InputCounts, InputError, InputRec};
 use crate::report::tcpdump::TcpdumpPrinter;
 use crate::stats::Stats;
@@ -296,7 +296,7 @@ const BATCHES_READY: usize = 16;
 const KEEP_CAPACITY: usize = 1 << 20;
 
 /// A batch of frames on its way through the two threads and out: the front fills `text` and
-/// `items`, the back `extra`, `ended` and `cuts`, then either thread writes it.
+/// `items`, the back `extra`, `later` and `cuts`, then either thread writes it.
 #[derive(Default)]
 struct Batch {
     /// The tcpdump lines, back to back.
@@ -307,14 +307,14 @@ struct Batch {
     /// What the reports add after the lines (annotations, findings, NDJSON records), back to
     /// back.
     extra: Vec<u8>,
-    /// Connections whose JSON records the writer writes, each at its place in `extra`: the
-    /// back hands them over instead of writing them.
-    ended: Vec<Ended>,
+    /// The JSON reports' notes and the connections whose records the writer writes, each at
+    /// its place in `extra`: the back hands them over instead of writing them.
+    later: Deferred,
     /// Where the report text of a frame ends: all of it follows the frame's line.
     cuts: Vec<Cut>,
 }
 
-/// The `extra` text up to `extra` and the `ended` records up to `ended` follow the `text` up
+/// The `extra` text up to `extra` and the `later` records up to `ended` follow the `text` up
 /// to `text`.
 #[derive(Clone, Copy)]
 struct Cut {
@@ -331,7 +331,7 @@ impl Batch {
         self.text.clear();
         self.items.clear();
         self.extra.clear();
-        self.ended.clear();
+        self.later.clear();
         self.cuts.clear();
         for v in [&mut self.text, &mut self.extra] {
             if v.capacity() > KEEP_CAPACITY {
@@ -342,21 +342,21 @@ impl Batch {
 }
 
 impl Back<'_> {
-    /// Analyses a batch's segments, keeping what the reports write in `b.extra` and the
-    /// connections whose records are still to be written in `b.ended`.
+    /// Analyses a batch's segments, keeping what the reports write in `b.extra` and what the
+    /// JSON reports leave to the writer in `b.later`.
     fn analyse(
         analysis: &mut AnalysisReport,
         det: &mut Detectors,
         b: &mut Batch,
     ) -> io::Result<()> {
         for (end, seg) in &b.items {
-            let before = (b.extra.len(), b.ended.len());
-            analysis.packet_deferred(&mut b.extra, &mut b.ended, seg, det)?;
-            if (b.extra.len(), b.ended.len()) != before {
+            let before = (b.extra.len(), b.later.len());
+            analysis.packet_deferred(&mut b.extra, &mut b.later, seg, det)?;
+            if (b.extra.len(), b.later.len()) != before {
                 b.cuts.push(Cut {
                     text: *end,
                     extra: b.extra.len(),
-                    ended: b.ended.len(),
+                    ended: b.later.len(),
                 });
             }
         }
@@ -381,6 +381,8 @@ struct Output<'o> {
 
 struct Writer<'o> {
     out: &'o mut (dyn Write + Send),
+    /// Writes the JSON connection records the back left in the batches.
+    records: RecordWriter,
     /// A batch's lines with what the reports add, merged for one write call.
     merged: Vec<u8>,
     /// The first write error; nothing is written after it.
@@ -393,10 +395,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<'o> Output<'o> {
-    fn new(out: &'o mut (dyn Write + Send)) -> Self {
+    fn new(out: &'o mut (dyn Write + Send), records: RecordWriter) -> Self {
         Output {
             writer: Mutex::new(Writer {
                 out,
+                records,
                 merged: Vec::new(),
                 error: None,
             }),
@@ -454,6 +457,12 @@ impl Writer<'_> {
     /// Writes a batch's lines, each followed by what the reports added after it, the
     /// connection records written here.
     fn write(&mut self, b: &Batch) -> io::Result<()> {
+        let written = self.write_merged(b);
+        self.records.end_batch(&b.later);
+        written
+    }
+
+    fn write_merged(&mut self, b: &Batch) -> io::Result<()> {
         if b.cuts.is_empty() {
             return self.out.write_all(&b.text);
         }
@@ -461,10 +470,11 @@ impl Writer<'_> {
         let (mut t, mut x, mut e) = (0, 0, 0);
         for cut in &b.cuts {
             self.piece(b.text.get(t..cut.text).unwrap_or_default())?;
-            for ended in b.ended.get(e..cut.ended).unwrap_or_default() {
-                self.piece(b.extra.get(x..ended.at).unwrap_or_default())?;
-                x = ended.at;
-                ended.write(&mut self.merged);
+            for i in e..cut.ended {
+                let at = b.later.place(i);
+                self.piece(b.extra.get(x..at).unwrap_or_default())?;
+                x = at;
+                self.records.write(&b.later, i, &mut self.merged);
                 // Writes the merge buffer out if the record made it large.
                 self.piece(&[])?;
             }
@@ -510,8 +520,8 @@ fn run_split(
         out,
         ..
     } = &mut run.back;
-    let output = Output::new(&mut **out);
-    let output = &output;
+    let output_owned = Output::new(&mut **out, analysis.record_writer());
+    let output = &output_owned;
     let (result, fatal, source, back_err) = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             let mut batch = Batch::default();
@@ -593,7 +603,12 @@ fn run_split(
         output.write_ready(true);
         (result, fatal, source, back_err)
     });
-    let out_err = lock(&output.writer).error.take().or(back_err);
+    let writer = output_owned
+        .writer
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    analysis.resume(writer.records);
+    let out_err = writer.error.or(back_err);
     // An output error comes first: nothing more can be written.
     run.fatal = out_err.map(|e| Fatal::Output(e.into())).or(fatal);
     (result, source)

@@ -1,12 +1,12 @@
 //! Runs the TCP analysis beside the printers: one call per TCP packet, one at the end.
 
-use crate::analysis::{AnalysisConfig, Analyzer, ConnSummary};
+use crate::analysis::{AnalysisConfig, Analyzer, ConnSummary, PacketInfo};
 use crate::config::{Config, Mode};
 use crate::decode::Segment;
 use crate::detect::Detectors;
 use crate::report::annotate::Annotator;
 use crate::report::findings;
-use crate::report::json::{ConnNotes, ConnRecord, ConnTracker, DocWriter, InputRec, StatsRec};
+use crate::report::json::{ConnRecord, ConnTracker, DocWriter, InputRec, NoteDetail, StatsRec};
 use crate::report::ndjson::{NdjsonWriter, write_connection};
 use crate::report::table::ConnTable;
 use crate::stats::Stats;
@@ -63,17 +63,33 @@ impl AnalysisReport {
         self.packet_to(&mut Sink::Now(out), seg, det)
     }
 
-    /// [`Self::packet`], except that the JSON connection records are not written: the
-    /// connections are pushed to `ended`, each with its place in `out`, for a writer on another
-    /// thread to write ([`Ended::write`]).
+    /// [`Self::packet`], except that the JSON reports' per-connection work is left to a
+    /// [`RecordWriter`], on another thread: each packet's note for its connection and each
+    /// connection that ended (with its place in `out`) go into `later`.
     pub fn packet_deferred(
         &mut self,
         out: &mut Vec<u8>,
-        ended: &mut Vec<Ended>,
+        later: &mut Deferred,
         seg: &Segment,
         det: &mut Detectors,
     ) -> io::Result<()> {
-        self.packet_to(&mut Sink::Later(out, ended), seg, det)
+        self.packet_to(&mut Sink::Later(out, later), seg, det)
+    }
+
+    /// A writer for the records of [`Self::packet_deferred`]; it takes the notes gathered so
+    /// far, which [`Self::resume`] gives back.
+    pub fn record_writer(&mut self) -> RecordWriter {
+        RecordWriter {
+            notes: std::mem::take(&mut self.notes),
+            note: 0,
+            detail: 0,
+        }
+    }
+
+    /// Takes back the notes from the writer of the deferred records, once it has written all of
+    /// them: from here on, records are written by this report again.
+    pub fn resume(&mut self, w: RecordWriter) {
+        self.notes = w.notes;
     }
 
     fn packet_to(
@@ -89,15 +105,19 @@ impl AnalysisReport {
         det.packet(seg, info);
         match self.mode {
             Mode::Annotated => self.annotator.write(out.bytes(), info)?,
-            // After its record, a connection has no notes: they went out with it.
-            Mode::Ndjson => {
+            Mode::Json | Mode::Ndjson => {
+                // After its record, a connection has no notes: they went out with it.
                 if !info.after_record {
-                    self.notes.packet(info);
+                    match out {
+                        Sink::Now(_) => self.notes.packet(info),
+                        Sink::Later(_, later) => later.note(info),
+                    }
                 }
-                self.ndjson.packet(out.bytes(), seg, info)?;
+                if self.mode == Mode::Ndjson {
+                    self.ndjson.packet(out.bytes(), seg, info)?;
+                }
             }
-            Mode::Json if !info.after_record => self.notes.packet(info),
-            Mode::Json | Mode::Summary | Mode::Plain => {}
+            Mode::Summary | Mode::Plain => {}
         }
         self.flush_ended(out, det)
     }
@@ -114,21 +134,25 @@ impl AnalysisReport {
                     continue;
                 }
             };
-            let notes = self.notes.take(c.id);
             match out {
-                Sink::Now(out) if json => {
-                    self.doc.connection(*out, &ConnRecord::new(&c, &notes))?
+                Sink::Now(out) => {
+                    let notes = self.notes.take(c.id);
+                    let rec = ConnRecord::new(&c, &notes);
+                    if json {
+                        self.doc.connection(*out, &rec)?;
+                    } else {
+                        self.ndjson.connection(*out, &rec)?;
+                    }
                 }
-                Sink::Now(out) => self.ndjson.connection(*out, &ConnRecord::new(&c, &notes))?,
-                Sink::Later(bytes, ended) => {
+                Sink::Later(bytes, later) => {
                     if json {
                         self.doc.connection_deferred(bytes);
                     }
-                    ended.push(Ended {
+                    later.ended.push(Ended {
                         at: bytes.len(),
                         json,
+                        notes: later.notes.len(),
                         summary: c,
-                        notes,
                     });
                 }
             }
@@ -198,9 +222,9 @@ impl AnalysisReport {
 enum Sink<'a> {
     /// Everything is written as it comes.
     Now(&'a mut dyn Write),
-    /// The bytes go into a batch; the connections whose records the JSON reports write are
-    /// left for the batch's writer.
-    Later(&'a mut Vec<u8>, &'a mut Vec<Ended>),
+    /// The bytes go into a batch; the JSON reports' notes and records are left for the batch's
+    /// writer.
+    Later(&'a mut Vec<u8>, &'a mut Deferred),
 }
 
 impl Sink<'_> {
@@ -213,27 +237,118 @@ impl Sink<'_> {
     }
 }
 
-/// A connection that ended, with its notes, whose JSON record is still to be written: the
-/// analysing thread hands it over by value, and the thread that writes the output turns it into
-/// text ([`AnalysisReport::packet_deferred`]).
-#[derive(Debug)]
-pub struct Ended {
-    /// Where the record goes: after this many bytes of the batch's report text.
-    pub at: usize,
-    /// `--json` (an item of `connections`) or `--ndjson` (a `connection` line).
-    json: bool,
-    summary: ConnSummary,
-    notes: ConnNotes,
+/// The JSON reports' per-connection work of a batch of packets, handed by the analysing thread
+/// to the thread that writes the output ([`AnalysisReport::packet_deferred`]): each packet's
+/// note for its connection's notes, and the connections that ended, by value. Appending to
+/// these (reused) vectors is all the analysing thread does for the notes and records.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// Per analysed packet before its connection's record: its connection id, with
+    /// [`HAS_DETAIL`] set when it has a detail (the next one in `details`), and its number.
+    /// 16 bytes: the analysing thread writes one per packet into memory the other thread read
+    /// last, and each cache line it writes costs a transfer between the cores.
+    notes: Vec<(u64, u64)>,
+    /// The details of the notes that have one, in order.
+    details: Vec<NoteDetail>,
+    /// Connections whose records are still to be written, in order.
+    ended: Vec<Ended>,
 }
 
-impl Ended {
-    /// Appends the record: the bytes the report would have written in its place.
-    pub fn write(&self, out: &mut Vec<u8>) {
-        let rec = ConnRecord::new(&self.summary, &self.notes);
-        if self.json {
+/// In [`Deferred`]'s notes, the packet has a detail.
+const HAS_DETAIL: u64 = 1 << 63;
+
+/// A connection that ended; its record is still to be written.
+#[derive(Debug)]
+struct Ended {
+    /// Where the record goes: after this many bytes of the batch's report text.
+    at: usize,
+    /// `--json` (an item of `connections`) or `--ndjson` (a `connection` line).
+    json: bool,
+    /// The notes of the batch that come before the record.
+    notes: usize,
+    summary: ConnSummary,
+}
+
+impl Deferred {
+    #[inline]
+    fn note(&mut self, p: &PacketInfo) {
+        let detail = NoteDetail::of(p);
+        // Ids count connections from 0: the top bit is free.
+        let flag = if detail.is_some() { HAS_DETAIL } else { 0 };
+        self.notes.push((p.conn | flag, p.number));
+        if let Some(d) = detail {
+            self.details.push(d);
+        }
+    }
+
+    /// Connections whose records are still to be written.
+    pub fn len(&self) -> usize {
+        self.ended.len()
+    }
+
+    /// True when no connection ended.
+    pub fn is_empty(&self) -> bool {
+        self.ended.is_empty()
+    }
+
+    /// Where the record of connection `i` goes: after this many bytes of the batch's report
+    /// text.
+    pub fn place(&self, i: usize) -> usize {
+        self.ended.get(i).map_or(0, |e| e.at)
+    }
+
+    /// Empties it for the next batch.
+    pub fn clear(&mut self) {
+        self.notes.clear();
+        self.details.clear();
+        self.ended.clear();
+    }
+}
+
+/// Writes the records of [`Deferred`] batches, in order, and keeps the notes of the live
+/// connections from their notes ([`AnalysisReport::record_writer`]).
+#[derive(Debug)]
+pub struct RecordWriter {
+    notes: ConnTracker,
+    /// How many of the current batch's notes, and of their details, are applied.
+    note: usize,
+    detail: usize,
+}
+
+impl RecordWriter {
+    /// Appends the record of connection `i` of the batch `d`; `i` counts up from 0 within a
+    /// batch, and [`Self::end_batch`] follows each batch.
+    pub fn write(&mut self, d: &Deferred, i: usize, out: &mut Vec<u8>) {
+        let Some(e) = d.ended.get(i) else {
+            return;
+        };
+        self.apply(d, e.notes);
+        let notes = self.notes.take(e.summary.id);
+        let rec = ConnRecord::new(&e.summary, &notes);
+        if e.json {
             rec.write_json(out);
         } else {
             write_connection(out, &rec);
         }
+    }
+
+    /// Applies the rest of the batch's notes.
+    pub fn end_batch(&mut self, d: &Deferred) {
+        self.apply(d, d.notes.len());
+        (self.note, self.detail) = (0, 0);
+    }
+
+    /// Applies the batch's notes up to `end`.
+    fn apply(&mut self, d: &Deferred, end: usize) {
+        for &(conn, number) in d.notes.get(self.note..end).unwrap_or_default() {
+            let detail = if conn & HAS_DETAIL != 0 {
+                self.detail += 1;
+                d.details.get(self.detail - 1)
+            } else {
+                None
+            };
+            self.notes.note(conn & !HAS_DETAIL, number, detail);
+        }
+        self.note = self.note.max(end);
     }
 }
