@@ -392,11 +392,9 @@ impl Detectors {
                     }
                     self.flood.stateful(t, seg.ts);
                 }
-            } else if fl.rst() {
-                if !t.srv_rst && !t.completed {
-                    t.srv_rst = true;
-                    self.flood.half_open_end(t, seg.ts);
-                }
+            } else if fl.rst() && !t.srv_rst && !t.completed {
+                t.srv_rst = true;
+                self.flood.half_open_end(t, seg.ts);
             }
         }
         for tr in info.transitions() {
