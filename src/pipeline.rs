@@ -366,8 +366,8 @@ impl Back<'_> {
 
 /// The output while the two threads run: finished batches are queued and written in order by
 /// whichever thread has time (the front when the back is behind, the back when it waits for
-/// the front), so the cost of the write calls and of merging lines and annotations lands on
-/// the less loaded thread.
+/// the front), so the cost of the write calls, of merging lines and annotations, and of the
+/// JSON reports' notes and connection records lands on the less loaded thread.
 struct Output<'o> {
     /// The writer; held while writing, so batches leave in queue order.
     writer: Mutex<Writer<'o>>,
@@ -421,21 +421,21 @@ impl<'o> Output<'o> {
         lock(&self.free).pop()
     }
 
-    /// Writes the queued batches. `wait`: also when the other thread is writing (then after
-    /// it); otherwise leave them to it.
-    fn write_ready(&self, wait: bool) {
+    /// Writes the queued batches, at most `most` of them; returns how many it wrote. `wait`:
+    /// also when the other thread is writing (then after it); otherwise leave them to it.
+    fn write_ready(&self, wait: bool, most: usize) -> usize {
         let mut w = if wait {
             lock(&self.writer)
         } else {
             match self.writer.try_lock() {
                 Ok(w) => w,
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
+                Err(TryLockError::WouldBlock) => return 0,
             }
         };
-        loop {
+        for written in 0..most {
             let Some(mut b) = lock(&self.ready).pop_front() else {
-                return;
+                return written;
             };
             if w.error.is_none()
                 && let Err(e) = w.write(&b)
@@ -446,6 +446,7 @@ impl<'o> Output<'o> {
             b.clear();
             lock(&self.free).push(b);
         }
+        most
     }
 
     fn failed(&self) -> bool {
@@ -530,14 +531,14 @@ fn run_split(
             let hand_over = |batch: &mut Batch| {
                 // Whatever the back finished: the back writes only when it waits for the
                 // front, so when it is the slower half the front writes everything.
-                output.write_ready(false);
+                output.write_ready(false, usize::MAX);
                 let next = output.take_free().unwrap_or_default();
                 match full_tx.try_send(std::mem::replace(batch, next)) {
                     Ok(()) => true,
                     Err(TrySendError::Disconnected(_)) => false,
                     // The back is behind: write what it finished, then wait for it.
                     Err(TrySendError::Full(b)) => {
-                        output.write_ready(false);
+                        output.write_ready(false, usize::MAX);
                         !output.failed() && full_tx.send(b).is_ok()
                     }
                 }
@@ -575,10 +576,14 @@ fn run_split(
             let mut b = match full_rx.try_recv() {
                 Ok(b) => b,
                 Err(mpsc::TryRecvError::Disconnected) => break,
-                // Nothing to analyse yet: write what is finished while waiting.
+                // Nothing to analyse yet: write what is finished while waiting, a batch at a
+                // time, so that the next batch to analyse does not wait long.
                 Err(mpsc::TryRecvError::Empty) => {
-                    output.write_ready(false);
-                    match full_rx.recv() {
+                    let mut next = None;
+                    while next.is_none() && output.write_ready(false, 1) > 0 {
+                        next = full_rx.try_recv().ok();
+                    }
+                    match next.map_or_else(|| full_rx.recv(), Ok) {
                         Ok(b) => b,
                         Err(_) => break,
                     }
@@ -592,7 +597,7 @@ fn run_split(
                 break;
             }
             if output.push(b) > BATCHES_READY {
-                output.write_ready(true);
+                output.write_ready(true, usize::MAX);
             }
         }
         // Wakes the front if it waits to hand over a batch.
@@ -600,7 +605,7 @@ fn run_split(
         let (result, fatal, source) = reader
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        output.write_ready(true);
+        output.write_ready(true, usize::MAX);
         (result, fatal, source, back_err)
     });
     let writer = output_owned

@@ -254,6 +254,9 @@ pub struct Deferred {
     ended: Vec<Ended>,
 }
 
+/// Ended connections a [`Deferred`] keeps room for when it is cleared (about 1 MiB).
+const ENDED_KEEP: usize = (1 << 20) / std::mem::size_of::<Ended>();
+
 /// In [`Deferred`]'s notes, the packet has a detail.
 const HAS_DETAIL: u64 = 1 << 63;
 
@@ -297,11 +300,15 @@ impl Deferred {
         self.ended.get(i).map_or(0, |e| e.at)
     }
 
-    /// Empties it for the next batch.
+    /// Empties it for the next batch. The connections a burst ended (a sweep ends thousands
+    /// at once) give their room back, as the batch's text buffers do.
     pub fn clear(&mut self) {
         self.notes.clear();
         self.details.clear();
         self.ended.clear();
+        if self.ended.capacity() > ENDED_KEEP {
+            self.ended.shrink_to(ENDED_KEEP / 16);
+        }
     }
 }
 
