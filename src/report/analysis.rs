@@ -254,8 +254,8 @@ pub struct Deferred {
     ended: Vec<Ended>,
 }
 
-/// Ended connections a [`Deferred`] keeps room for when it is cleared (about 1 MiB).
-const ENDED_KEEP: usize = (1 << 20) / std::mem::size_of::<Ended>();
+/// Ended connections a [`Deferred`] keeps room for when it is cleared (about 256 KiB).
+const ENDED_KEEP: usize = (256 << 10) / std::mem::size_of::<Ended>();
 
 /// In [`Deferred`]'s notes, the packet has a detail.
 const HAS_DETAIL: u64 = 1 << 63;
