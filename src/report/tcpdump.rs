@@ -94,19 +94,76 @@ fn shouldbe(field: u16, computed: u16) -> u16 {
     s as u16
 }
 
-/// Appends `N` bytes written in place by `fill`, which returns how many of them to keep.
+/// Where text pieces go: a piece is stored with one fixed-size write and cut to its length.
 ///
-/// Lines are made of many short pieces: a fixed-size append is a few moves where a
-/// variable-size one is a `memcpy` call, and writing the digits straight into the line avoids
+/// Lines are made of many short pieces: a fixed-size store is a few moves where a
+/// variable-size one is a `memcpy` call, and writing digits straight into the output avoids
 /// reading back a just-written stack array (a stalled store-to-load forward).
-#[inline(always)]
-pub(super) fn push_with<const N: usize>(
-    out: &mut Vec<u8>,
-    fill: impl FnOnce(&mut [u8; N]) -> usize,
-) {
-    out.extend_from_slice(&[0; N]);
-    let keep = out.last_chunk_mut::<N>().map_or(N, fill);
-    out.truncate(out.len() - N + keep.min(N));
+pub(crate) trait Sink: Write {
+    /// Appends the first `keep` (at most `N`) bytes of `bytes`.
+    fn put<const N: usize>(&mut self, bytes: [u8; N], keep: usize);
+}
+
+impl Sink for Vec<u8> {
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, bytes: [u8; N], keep: usize) {
+        self.extend_from_slice(&bytes);
+        self.truncate(self.len() - N + keep.min(N));
+    }
+}
+
+/// A cursor in zeroed room at the end of the output, for the common line
+/// ([`TcpdumpPrinter::common`]): a piece is one bounds check and one store, where
+/// `Vec::extend_from_slice` reloads the length and capacity, may call `reserve` and stores
+/// the length back per piece. The room is sized for the longest common line, so nothing is
+/// ever cut; a piece that did not fit would be left out, never written out of bounds.
+pub(crate) struct Cur<'a> {
+    b: &'a mut [u8],
+    at: usize,
+}
+
+impl Cur<'_> {
+    /// Appends bytes (a constant slice becomes a few moves).
+    #[inline(always)]
+    fn extend_from_slice(&mut self, s: &[u8]) {
+        if let Some(d) = self.b.get_mut(self.at..self.at + s.len()) {
+            d.copy_from_slice(s);
+            self.at += s.len();
+        }
+    }
+
+    /// Appends up to `N` bytes written in place by `fill`, which returns how many to keep.
+    #[inline(always)]
+    fn put_with<const N: usize>(&mut self, fill: impl FnOnce(&mut [u8; N]) -> usize) {
+        if let Some(Ok(d)) = self
+            .b
+            .get_mut(self.at..self.at + N)
+            .map(<&mut [u8; N]>::try_from)
+        {
+            self.at += fill(d).min(N);
+        }
+    }
+}
+
+impl Sink for Cur<'_> {
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, bytes: [u8; N], keep: usize) {
+        if let Some(d) = self.b.get_mut(self.at..self.at + N) {
+            d.copy_from_slice(&bytes);
+            self.at += keep.min(N);
+        }
+    }
+}
+
+impl Write for Cur<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The eight decimal digits of `x < 10^8`, one per byte, most significant in the lowest byte
@@ -130,41 +187,28 @@ pub(super) const ZEROS: u64 = 0x3030_3030_3030_3030;
 /// all digits at once in one register ([`digits8`]), leading zeros shifted out, stored with
 /// one fixed-size write.
 #[inline(always)]
-pub(super) fn dec(out: &mut Vec<u8>, n: impl Into<u32>) {
+pub(super) fn dec(out: &mut impl Sink, n: impl Into<u32>) {
     let v: u32 = n.into();
     if v < 100_000_000 {
         let d = digits8(v);
         // The leading zero digits are the low zero bytes; "0" keeps its last digit.
         let zeros = (d.trailing_zeros() / 8).min(7);
-        let text = ((d | ZEROS) >> (8 * zeros)).to_le_bytes();
-        push_with::<8>(out, |t| {
-            *t = text;
-            8 - zeros as usize
-        });
+        out.put(((d | ZEROS) >> (8 * zeros)).to_le_bytes(), 8 - zeros as usize);
     } else {
         // 10^8 ..= u32::MAX: one or two leading digits, then eight.
-        let hi = (v / 100_000_000) as u8;
-        let low = (digits8(v % 100_000_000) | ZEROS).to_le_bytes();
-        push_with::<10>(out, |t| {
-            let (head, len) = if hi >= 10 {
-                ([b'0' + hi / 10, b'0' + hi % 10], 2)
-            } else {
-                ([b'0' + hi, 0], 1)
-            };
-            t[..2].copy_from_slice(&head);
-            if len == 2 {
-                t[2..].copy_from_slice(&low);
-                10
-            } else {
-                t[1..9].copy_from_slice(&low);
-                9
-            }
-        });
+        let hi = v / 100_000_000;
+        let low = u128::from(digits8(v % 100_000_000) | ZEROS);
+        let (head, len) = if hi >= 10 {
+            (u128::from(0x3030 + (hi / 10 | hi % 10 << 8)), 2)
+        } else {
+            (u128::from(0x30 + hi), 1)
+        };
+        out.put((head | low << (8 * len)).to_le_bytes(), len + 8);
     }
 }
 
 /// `{:x}` of a u16 (no leading zeros), without the `fmt` machinery.
-fn hex16(out: &mut Vec<u8>, w: u16) {
+fn hex16(out: &mut impl Sink, w: u16) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digits = [
         HEX[usize::from(w >> 12)],
@@ -174,11 +218,10 @@ fn hex16(out: &mut Vec<u8>, w: u16) {
     ];
     let skip = (w.leading_zeros() / 4).min(3);
     // Shift the leading zero digits out: the digits left-aligned, then cut.
-    let text = (u32::from_be_bytes(digits) << (8 * skip)).to_be_bytes();
-    push_with::<4>(out, |t| {
-        *t = text;
-        4 - skip as usize
-    });
+    out.put(
+        (u32::from_be_bytes(digits) << (8 * skip)).to_be_bytes(),
+        4 - skip as usize,
+    );
 }
 
 /// Each octet's text followed by a dot, as little-endian bytes (`"7."`, `"42."`, `"255."`),
@@ -208,7 +251,8 @@ const OCTETS: [(u32, u8); 256] = {
 
 /// Dotted quad, written in place: two addresses per line made this a hot spot. The four
 /// octets' texts are joined in one register and stored at once.
-pub(crate) fn ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
+#[inline]
+pub(crate) fn ipv4(out: &mut impl Sink, a: [u8; 4]) {
     let (mut text, mut len) = (0u128, 0u32);
     for b in a {
         let (digits, n) = OCTETS[usize::from(b)];
@@ -216,15 +260,12 @@ pub(crate) fn ipv4(out: &mut Vec<u8>, a: [u8; 4]) {
         text |= u128::from(digits) << (8 * len);
         len += u32::from(n) + 1;
     }
-    push_with::<16>(out, |t| {
-        *t = text.to_le_bytes();
-        // Without the last octet's dot.
-        len as usize - 1
-    });
+    // Without the last octet's dot.
+    out.put(text.to_le_bytes(), len as usize - 1);
 }
 
 /// tcpdump's `addrtostr6`: RFC 5952 style, with IPv4-mapped and IPv4-compatible tails.
-fn ipv6(out: &mut Vec<u8>, a: [u8; 16]) {
+fn ipv6(out: &mut impl Sink, a: [u8; 16]) {
     let mut w = [0u16; 8];
     for (i, x) in w.iter_mut().enumerate() {
         *x = u16::from_be_bytes([a[2 * i], a[2 * i + 1]]);
@@ -262,12 +303,12 @@ fn ipv6(out: &mut Vec<u8>, a: [u8; 16]) {
             && i < b + best_len
         {
             if i == b {
-                out.push(b':');
+                out.put([b':'], 1);
             }
             continue;
         }
         if i != 0 {
-            out.push(b':');
+            out.put([b':'], 1);
         }
         if i == 6 && best == Some(0) && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
             ipv4(out, [a[12], a[13], a[14], a[15]]);
@@ -276,7 +317,7 @@ fn ipv6(out: &mut Vec<u8>, a: [u8; 16]) {
         hex16(out, w[i]);
     }
     if best.is_some_and(|b| b + best_len == 8) {
-        out.push(b':');
+        out.put([b':'], 1);
     }
 }
 
@@ -322,6 +363,56 @@ fn print_char(out: &mut Vec<u8>, mut c: u8) {
     }
     out.push(c);
 }
+
+/// The TCP flag letters of `flags` (`FSRP.UEW` order) written into `t`; returns how many.
+#[inline(always)]
+fn flag_chars(flags: u8, t: &mut [u8; 8]) -> usize {
+    let mut n = 0;
+    for (i, c) in b"FSRP.UEW".iter().enumerate() {
+        // Written always, kept when set: no branch per flag.
+        t[n & 7] = *c;
+        n += usize::from(flags >> i & 1);
+    }
+    n
+}
+
+/// The time column through a cursor passed by value: a cursor whose address is never taken
+/// stays in registers in [`TcpdumpPrinter::common`].
+#[inline(never)]
+fn time<'a>(clock: &mut Clock, mut w: Cur<'a>, ts: crate::capture::Timestamp) -> Cur<'a> {
+    clock.write(&mut w, ts);
+    w
+}
+
+/// [`ipv6`] through a cursor passed by value, as [`time`].
+#[inline(never)]
+fn ipv6_at(mut w: Cur<'_>, a: [u8; 16]) -> Cur<'_> {
+    ipv6(&mut w, a);
+    w
+}
+
+/// A TCP/IP packet whose line has none of the rare parts (see [`TcpdumpPrinter::common`]).
+#[derive(Clone, Copy)]
+struct Common<'a> {
+    v6: bool,
+    src: &'a [u8],
+    dst: &'a [u8],
+    /// From the TCP header to the end of the IP payload (at least `hlen` bytes).
+    tp: &'a [u8],
+    /// The TCP header's length (20, or 32 with `nop,nop,TS`).
+    hlen: u32,
+    /// The segment's length by the IP header (at least `hlen`).
+    length: u32,
+}
+
+/// The longest common line after the time column: `IP6 `, two IPv6 addresses with ports
+/// (2 × 45 + 5), flags (16), seq (27), ack (16), win (11), urg (11), options (52), length
+/// (19), the newline, and 16 bytes for the last fixed-size store: 268 bytes.
+const COMMON_MAX: usize = 4 + 95 + 16 + 27 + 16 + 11 + 11 + 52 + 19 + 1 + 16;
+
+/// The longest time column (`-tttt`'s `YYYY-MM-DD HH:MM:SS.nnnnnnnnn `, epoch and delta
+/// are shorter; `[Error converting time] ` is 24) plus a fixed-size store's spill.
+const TIME_MAX: usize = 32 + 16;
 
 /// The IP header a TCP header came in, for addresses, checksums and the sequence table.
 #[derive(Clone, Copy)]
@@ -390,6 +481,10 @@ impl TcpdumpPrinter {
             self.clock.skip(frame.ts);
             return false;
         };
+        if let Some(c) = self.common_fields(&link, &net) {
+            self.common(out, frame, c);
+            return true;
+        }
         // The formatting code appends to `self.buf`: lend it `out` for the line (nothing in
         // it reads back what is already in the buffer).
         std::mem::swap(&mut self.buf, out);
@@ -410,6 +505,155 @@ impl TcpdumpPrinter {
         self.buf.push(b'\n');
         std::mem::swap(&mut self.buf, out);
         true
+    }
+
+    /// The fields of a line that has none of the rare parts, or None: no `-#`, `-e`, `-v`;
+    /// a link type that prints nothing before the IP layer; an IPv4 header with nothing to
+    /// say (not truncated, not a fragment) or an IPv6 header followed by TCP; a TCP header
+    /// that is captured whole, with no options or exactly `nop,nop,TS`. Over 90% of the
+    /// packets of a capture are like this; [`common`](Self::common) prints them with every
+    /// bound known in advance. Reads only: the clock and the sequence table are untouched.
+    #[inline(always)]
+    fn common_fields<'a>(&self, link: &LinkView<'a>, net: &NetView<'a>) -> Option<Common<'a>> {
+        if self.fmt.number || self.fmt.link_header || self.fmt.verbose > 0 {
+            return None;
+        }
+        let v6 = match link.linktype {
+            Linktype::ETHERNET => link.ethertype as u16 == link::ETHERTYPE_IPV6,
+            // The general path reads the SLL header's fields first (a short one is ` [|sll]`).
+            Linktype::LINUX_SLL if link.nvlan == 0 && link.header.len() >= 16 => {
+                link.ethertype as u16 == link::ETHERTYPE_IPV6
+            }
+            Linktype::LINUX_SLL | Linktype::LINUX_SLL2 => return None,
+            Linktype::NULL | Linktype::LOOP => link.ethertype != 2,
+            _ => net.bytes.first().map(|b| b >> 4) == Some(6),
+        };
+        let b = net.bytes;
+        let (src, dst, tp, length) = if v6 {
+            // ip6(): no extension header, a payload length that is set and captured whole
+            // by the wire length.
+            let h = b.get(..40)?;
+            let payload = u32::from(u16::from_be_bytes([h[4], h[5]]));
+            if h[0] >> 4 != 6 || h[6] != 6 || payload == 0 || net.wire_len < payload + 40 {
+                return None;
+            }
+            let ip6 = b.get(..payload as usize + 40).unwrap_or(b);
+            (&h[8..24], &h[24..40], ip6.get(40..)?, payload)
+        } else {
+            // ip(): version 4, a sane header length and total length, no fragment offset.
+            let h = b.get(..20)?;
+            let hlen = u32::from(h[0] & 0x0f) * 4;
+            let total = u32::from(u16::from_be_bytes([h[2], h[3]]));
+            if h[0] >> 4 != 4
+                || hlen < 20
+                || total < hlen
+                || net.wire_len < total
+                || u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0
+            {
+                return None;
+            }
+            let ip = b.get(..total as usize).unwrap_or(b);
+            (&h[12..16], &h[16..20], ip.get(hlen as usize..)?, total - hlen)
+        };
+        let hlen = u32::from(tp.get(12)? >> 4) * 4;
+        let plain = match hlen {
+            20 => tp.len() >= 20,
+            32 => tp.get(20..24) == Some(&[1, 1, 8, 10]) && tp.len() >= 32,
+            _ => false,
+        };
+        (plain && hlen <= length).then_some(Common {
+            v6,
+            src,
+            dst,
+            tp,
+            hlen,
+            length,
+        })
+    }
+
+    /// Prints a line [`common_fields`](Self::common_fields) accepted, byte for byte as the
+    /// general path (`link` … `tcp`) would, into room reserved once for the whole line.
+    fn common(&mut self, out: &mut Vec<u8>, frame: &Frame<'_>, c: Common<'_>) {
+        let start = out.len();
+        out.resize(start + TIME_MAX + COMMON_MAX, 0);
+        let (_, room) = out.split_at_mut(start);
+        let mut w = time(&mut self.clock, Cur { b: room, at: 0 }, frame.ts);
+        let tp = c.tp;
+        let be16 = |at: usize| u16::from_be_bytes([tp[at], tp[at + 1]]);
+        let be32 = |at: usize| u32::from_be_bytes([tp[at], tp[at + 1], tp[at + 2], tp[at + 3]]);
+        let (sport, dport) = (be16(0), be16(2));
+        if c.v6 {
+            w.put(*b"IP6 ", 4);
+            let (Ok(src), Ok(dst)) = (c.src.try_into(), c.dst.try_into()) else {
+                return;
+            };
+            w = ipv6_at(w, src);
+            w.put([b'.'], 1);
+            dec(&mut w, sport);
+            w.put(*b" > ", 3);
+            w = ipv6_at(w, dst);
+        } else {
+            w.put(*b"IP ", 3);
+            let (Ok(src), Ok(dst)) = (c.src.try_into(), c.dst.try_into()) else {
+                return;
+            };
+            ipv4(&mut w, src);
+            w.put([b'.'], 1);
+            dec(&mut w, sport);
+            w.put(*b" > ", 3);
+            ipv4(&mut w, dst);
+        }
+        w.put([b'.'], 1);
+        dec(&mut w, dport);
+        let flags = tp[13];
+        if flags == 0 {
+            w.put(*b": Flags [none", 13);
+        } else {
+            w.put(*b": Flags [", 9);
+        }
+        w.put_with::<8>(|t| flag_chars(flags, t));
+        w.put([b']'], 1);
+        let (mut seq, mut ack) = (be32(4), be32(8));
+        let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
+        if !self.fmt.absolute && flags & 0x10 != 0 {
+            let r = self
+                .seq
+                .relative(c.v6, c.src, c.dst, sport, dport, seq, ack, flags & 0x02 != 0);
+            (seq, ack, rev, th_seq, th_ack) = (r.seq, r.ack, r.rev, r.th_seq, r.th_ack);
+        }
+        // Only SACK blocks use the bases, and the common options have none.
+        let _ = (rev, th_seq, th_ack);
+        let length = c.length - c.hlen;
+        if length > 0 || flags & 0x07 != 0 {
+            w.put(*b", seq \0\0", 6);
+            dec(&mut w, seq);
+            if length > 0 {
+                w.put([b':'], 1);
+                dec(&mut w, seq.wrapping_add(length));
+            }
+        }
+        if flags & 0x10 != 0 {
+            w.put(*b", ack \0\0", 6);
+            dec(&mut w, ack);
+        }
+        w.put(*b", win \0\0", 6);
+        dec(&mut w, be16(14));
+        if flags & 0x20 != 0 {
+            w.put(*b", urg \0\0", 6);
+            dec(&mut w, be16(18));
+        }
+        if c.hlen == 32 {
+            w.extend_from_slice(b", options [nop,nop,TS val ");
+            dec(&mut w, be32(24));
+            w.put(*b" ecr \0\0\0", 5);
+            dec(&mut w, be32(28));
+            w.put([b']'], 1);
+        }
+        w.extend_from_slice(b", length ");
+        dec(&mut w, length);
+        w.put([b'\n'], 1);
+        let end = start + w.at;
+        out.truncate(end);
     }
 
     fn link(&mut self, frame: &Frame<'_>, link: &LinkView<'_>, net: &NetView<'_>) -> R {
@@ -1324,15 +1568,9 @@ impl TcpdumpPrinter {
         if flags == 0 {
             self.buf.extend_from_slice(b"none");
         }
-        push_with::<8>(&mut self.buf, |t| {
-            let mut n = 0;
-            for (i, c) in b"FSRP.UEW".iter().enumerate() {
-                // Written always, kept when set: no branch per flag.
-                t[n & 7] = *c;
-                n += usize::from(flags >> i & 1);
-            }
-            n
-        });
+        let mut t = [0; 8];
+        let n = flag_chars(flags, &mut t);
+        self.buf.put(t, n);
         self.buf.push(b']');
         let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
         if !self.fmt.absolute && flags & 0x10 != 0 {
