@@ -122,10 +122,20 @@ pub(crate) struct Cur<'a> {
     at: usize,
 }
 
-impl Cur<'_> {
+impl<'a> Cur<'a> {
+    /// A cursor at the start of `b`.
+    pub(crate) fn new(b: &'a mut [u8]) -> Self {
+        Cur { b, at: 0 }
+    }
+
+    /// How many bytes were written.
+    pub(crate) fn len(&self) -> usize {
+        self.at
+    }
+
     /// Appends bytes (a constant slice becomes a few moves).
     #[inline(always)]
-    fn extend_from_slice(&mut self, s: &[u8]) {
+    pub(crate) fn extend_from_slice(&mut self, s: &[u8]) {
         if let Some(d) = self.b.get_mut(self.at..self.at + s.len()) {
             d.copy_from_slice(s);
             self.at += s.len();
