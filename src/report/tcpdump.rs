@@ -141,18 +141,6 @@ impl<'a> Cur<'a> {
             self.at += s.len();
         }
     }
-
-    /// Appends up to `N` bytes written in place by `fill`, which returns how many to keep.
-    #[inline(always)]
-    fn put_with<const N: usize>(&mut self, fill: impl FnOnce(&mut [u8; N]) -> usize) {
-        if let Some(Ok(d)) = self
-            .b
-            .get_mut(self.at..self.at + N)
-            .map(<&mut [u8; N]>::try_from)
-        {
-            self.at += fill(d).min(N);
-        }
-    }
 }
 
 impl Sink for Cur<'_> {
@@ -217,21 +205,20 @@ pub(super) fn dec(out: &mut impl Sink, n: impl Into<u32>) {
     }
 }
 
-/// `{:x}` of a u16 (no leading zeros), without the `fmt` machinery.
-fn hex16(out: &mut impl Sink, w: u16) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = [
-        HEX[usize::from(w >> 12)],
-        HEX[usize::from(w >> 8 & 0xf)],
-        HEX[usize::from(w >> 4 & 0xf)],
-        HEX[usize::from(w & 0xf)],
-    ];
-    let skip = (w.leading_zeros() / 4).min(3);
-    // Shift the leading zero digits out: the digits left-aligned, then cut.
-    out.put(
-        (u32::from_be_bytes(digits) << (8 * skip)).to_be_bytes(),
-        4 - skip as usize,
-    );
+/// `{:x}` of a u16 (no leading zeros), after a `:` when `colon`, without the `fmt` machinery:
+/// the nibbles spread one per byte, turned into digits by adding `'0'` (and `'a' - '0' - 10`
+/// to those above 9) in every byte at once.
+#[inline(always)]
+fn hex16(out: &mut impl Sink, w: u16, colon: bool) {
+    let w = u32::from(w);
+    // Big-endian: the first digit in the top byte.
+    let n = (w & 0xf000) << 12 | (w & 0x0f00) << 8 | (w & 0x00f0) << 4 | (w & 0x000f);
+    let digits = n + 0x3030_3030 + (((n + 0x0606_0606) & 0x1010_1010) >> 4) * 0x27;
+    let skip = (w.leading_zeros() - 16) / 4;
+    let skip = skip.min(3);
+    // Left-aligned behind the colon, whose byte is dropped (shifted out) without one.
+    let text = (u64::from(b':') << 56 | u64::from(digits << (8 * skip)) << 24) << (8 * u32::from(!colon));
+    out.put(text.to_be_bytes(), 4 - skip as usize + usize::from(colon));
 }
 
 /// Each octet's text followed by a dot, as little-endian bytes (`"7."`, `"42."`, `"255."`),
@@ -276,58 +263,40 @@ pub(crate) fn ipv4(out: &mut impl Sink, a: [u8; 4]) {
 
 /// tcpdump's `addrtostr6`: RFC 5952 style, with IPv4-mapped and IPv4-compatible tails.
 fn ipv6(out: &mut impl Sink, a: [u8; 16]) {
-    let mut w = [0u16; 8];
-    for (i, x) in w.iter_mut().enumerate() {
-        *x = u16::from_be_bytes([a[2 * i], a[2 * i + 1]]);
-    }
-    let (mut best, mut best_len) = (None::<usize>, 0usize);
-    let (mut cur, mut cur_len) = (None::<usize>, 0usize);
+    let w: [u16; 8] = std::array::from_fn(|i| u16::from_be_bytes([a[2 * i], a[2 * i + 1]]));
+    // The first longest run of zero groups; shortened to `::` from two groups on.
+    let (mut best, mut best_len, mut run) = (0usize, 0usize, 0usize);
     for (i, &x) in w.iter().enumerate() {
-        if x == 0 {
-            if cur.is_none() {
-                cur = Some(i);
-                cur_len = 1;
-            } else {
-                cur_len += 1;
-            }
-        } else if let Some(c) = cur {
-            if best.is_none() || cur_len > best_len {
-                best = Some(c);
-                best_len = cur_len;
-            }
-            cur = None;
+        run = if x == 0 { run + 1 } else { 0 };
+        if run > best_len {
+            (best, best_len) = (i + 1 - run, run);
         }
-    }
-    if let Some(c) = cur
-        && (best.is_none() || cur_len > best_len)
-    {
-        best = Some(c);
-        best_len = cur_len;
     }
     if best_len < 2 {
-        best = None;
+        for (i, &x) in w.iter().enumerate() {
+            hex16(out, x, i != 0);
+        }
+        return;
     }
-    for i in 0..8 {
-        if let Some(b) = best
-            && i >= b
-            && i < b + best_len
-        {
-            if i == b {
-                out.put([b':'], 1);
-            }
-            continue;
-        }
-        if i != 0 {
-            out.put([b':'], 1);
-        }
-        if i == 6 && best == Some(0) && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
-            ipv4(out, [a[12], a[13], a[14], a[15]]);
-            return;
-        }
-        hex16(out, w[i]);
+    for (i, &x) in w.iter().enumerate().take(best) {
+        hex16(out, x, i != 0);
     }
-    if best.is_some_and(|b| b + best_len == 8) {
+    out.put([b':'], 1);
+    let after = best + best_len;
+    if best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
+        // IPv4-compatible `::a.b.c.d` and IPv4-mapped `::ffff:a.b.c.d`.
+        if best_len == 5 {
+            out.put(*b":ffff", 5);
+        }
         out.put([b':'], 1);
+        ipv4(out, [a[12], a[13], a[14], a[15]]);
+        return;
+    }
+    if after == 8 {
+        out.put([b':'], 1);
+    }
+    for &x in w.iter().skip(after) {
+        hex16(out, x, true);
     }
 }
 
@@ -374,18 +343,6 @@ fn print_char(out: &mut Vec<u8>, mut c: u8) {
     out.push(c);
 }
 
-/// The TCP flag letters of `flags` (`FSRP.UEW` order) written into `t`; returns how many.
-#[inline(always)]
-fn flag_chars(flags: u8, t: &mut [u8; 8]) -> usize {
-    let mut n = 0;
-    for (i, c) in b"FSRP.UEW".iter().enumerate() {
-        // Written always, kept when set: no branch per flag.
-        t[n & 7] = *c;
-        n += usize::from(flags >> i & 1);
-    }
-    n
-}
-
 /// The time column through a cursor passed by value: a cursor whose address is never taken
 /// stays in registers in [`TcpdumpPrinter::common`].
 #[inline(never)]
@@ -400,6 +357,26 @@ fn ipv6_at(mut w: Cur<'_>, a: [u8; 16]) -> Cur<'_> {
     ipv6(&mut w, a);
     w
 }
+
+/// For each flags byte: its letters and `]`, and how many bytes that is.
+const FLAG_TEXT: [([u8; 16], u8); 256] = {
+    let mut t = [([0u8; 16], 0u8); 256];
+    let mut f = 0;
+    while f < 256 {
+        let (mut n, mut i) = (0, 0);
+        while i < 8 {
+            if f >> i & 1 != 0 {
+                t[f].0[n] = b"FSRP.UEW"[i];
+                n += 1;
+            }
+            i += 1;
+        }
+        t[f].0[n] = b']';
+        t[f].1 = n as u8 + 1;
+        f += 1;
+    }
+    t
+};
 
 /// A TCP/IP packet whose line has none of the rare parts (see [`TcpdumpPrinter::common`]).
 #[derive(Clone, Copy)]
@@ -443,6 +420,8 @@ pub struct TcpdumpPrinter {
     buf: Vec<u8>,
     /// The line for [`write_packet`](Self::write_packet), reused.
     line: Vec<u8>,
+    /// Where [`common`](Self::common) writes a line before it is appended.
+    scratch: Box<[u8; TIME_MAX + COMMON_MAX]>,
     /// tcpdump's `ndo_protocol`: named in ` [|proto]`.
     proto: &'static str,
     /// Interface index to name, read once for LINUX_SLL2 (tcpdump calls `if_indextoname`).
@@ -458,6 +437,7 @@ impl TcpdumpPrinter {
             seq: SeqTable::default(),
             buf: Vec::new(),
             line: Vec::with_capacity(512),
+            scratch: Box::new([0; TIME_MAX + COMMON_MAX]),
             proto: "",
             ifnames: None,
         }
@@ -584,10 +564,11 @@ impl TcpdumpPrinter {
     /// Prints a line [`common_fields`](Self::common_fields) accepted, byte for byte as the
     /// general path (`link` … `tcp`) would, into room reserved once for the whole line.
     fn common(&mut self, out: &mut Vec<u8>, frame: &Frame<'_>, c: Common<'_>) {
-        let start = out.len();
-        out.resize(start + TIME_MAX + COMMON_MAX, 0);
-        let (_, room) = out.split_at_mut(start);
-        let mut w = time(&mut self.clock, Cur { b: room, at: 0 }, frame.ts);
+        let mut w = Cur::new(&mut self.scratch[..]);
+        match self.clock.fast(frame.ts) {
+            Some(text) => w.put(text, 16),
+            None => w = time(&mut self.clock, w, frame.ts),
+        }
         let tp = c.tp;
         let be16 = |at: usize| u16::from_be_bytes([tp[at], tp[at + 1]]);
         let be32 = |at: usize| u32::from_be_bytes([tp[at], tp[at + 1], tp[at + 2], tp[at + 3]]);
@@ -621,8 +602,8 @@ impl TcpdumpPrinter {
         } else {
             w.put(*b": Flags [", 9);
         }
-        w.put_with::<8>(|t| flag_chars(flags, t));
-        w.put([b']'], 1);
+        let (text, n) = FLAG_TEXT[usize::from(flags)];
+        w.put(text, usize::from(n));
         let (mut seq, mut ack) = (be32(4), be32(8));
         let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
         if !self.fmt.absolute && flags & 0x10 != 0 {
@@ -662,8 +643,7 @@ impl TcpdumpPrinter {
         w.extend_from_slice(b", length ");
         dec(&mut w, length);
         w.put([b'\n'], 1);
-        let end = start + w.at;
-        out.truncate(end);
+        out.extend_from_slice(w.b.get(..w.at).unwrap_or_default());
     }
 
     fn link(&mut self, frame: &Frame<'_>, link: &LinkView<'_>, net: &NetView<'_>) -> R {
@@ -1578,9 +1558,9 @@ impl TcpdumpPrinter {
         if flags == 0 {
             self.buf.extend_from_slice(b"none");
         }
-        let mut t = [0; 8];
-        let n = flag_chars(flags, &mut t);
-        self.buf.put(t, n);
+        let (text, n) = FLAG_TEXT[usize::from(flags)];
+        // Without the `]`.
+        self.buf.put(text, usize::from(n) - 1);
         self.buf.push(b']');
         let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
         if !self.fmt.absolute && flags & 0x10 != 0 {
@@ -2318,6 +2298,84 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The previous `ipv6`, a plain transcription of tcpdump's `addrtostr6`: the truth the
+    /// branch-light one must match.
+    fn ipv6_reference(out: &mut Vec<u8>, a: [u8; 16]) {
+        let mut w = [0u16; 8];
+        for (i, x) in w.iter_mut().enumerate() {
+            *x = u16::from_be_bytes([a[2 * i], a[2 * i + 1]]);
+        }
+        let (mut best, mut best_len) = (None::<usize>, 0usize);
+        let (mut cur, mut cur_len) = (None::<usize>, 0usize);
+        for (i, &x) in w.iter().enumerate() {
+            if x == 0 {
+                if cur.is_none() {
+                    cur = Some(i);
+                    cur_len = 1;
+                } else {
+                    cur_len += 1;
+                }
+            } else if let Some(c) = cur {
+                if best.is_none() || cur_len > best_len {
+                    best = Some(c);
+                    best_len = cur_len;
+                }
+                cur = None;
+            }
+        }
+        if let Some(c) = cur
+            && (best.is_none() || cur_len > best_len)
+        {
+            best = Some(c);
+            best_len = cur_len;
+        }
+        if best_len < 2 {
+            best = None;
+        }
+        for i in 0..8 {
+            if let Some(b) = best
+                && i >= b
+                && i < b + best_len
+            {
+                if i == b {
+                    out.push(b':');
+                }
+                continue;
+            }
+            if i != 0 {
+                out.push(b':');
+            }
+            if i == 6 && best == Some(0) && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
+                ipv4(out, [a[12], a[13], a[14], a[15]]);
+                return;
+            }
+            out.extend_from_slice(format!("{:x}", w[i]).as_bytes());
+        }
+        if best.is_some_and(|b| b + best_len == 8) {
+            out.push(b':');
+        }
+    }
+
+    #[test]
+    fn ipv6_matches_the_reference_on_every_zero_pattern() {
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        // Each group from {0, 1, 0xffff, 0xabc}: every placement of zero runs, and the
+        // IPv4-mapped and -compatible shapes.
+        for code in 0..4u32.pow(8) {
+            let w: [u16; 8] =
+                std::array::from_fn(|i| [0, 1, 0xffff, 0xabc][(code >> (2 * i) & 3) as usize]);
+            let mut a = [0u8; 16];
+            for (i, x) in w.iter().enumerate() {
+                a[2 * i..2 * i + 2].copy_from_slice(&x.to_be_bytes());
+            }
+            got.clear();
+            want.clear();
+            ipv6(&mut got, a);
+            ipv6_reference(&mut want, a);
+            assert_eq!(got, want, "{w:x?}");
+        }
+    }
+
     #[test]
     fn ipv6_text_follows_tcpdump() {
         assert_eq!(v6([0, 0, 0, 0, 0, 0, 0, 1]), "::1");
@@ -2339,8 +2397,11 @@ mod tests {
         let mut out = Vec::new();
         for w in 0..=u16::MAX {
             out.clear();
-            hex16(&mut out, w);
+            hex16(&mut out, w, false);
             assert_eq!(out, format!("{w:x}").as_bytes());
+            out.clear();
+            hex16(&mut out, w, true);
+            assert_eq!(out, format!(":{w:x}").as_bytes());
         }
         for b in 0..=u8::MAX {
             let a = [b, 255 - b, b / 3, b.wrapping_mul(7)];

@@ -74,11 +74,11 @@ pub struct Clock {
     /// `sec_text` in a fixed-size array when it fits (always, for 32-bit times): stored
     /// with one fixed-size write.
     sec_word: Option<[u8; 24]>,
-    /// For the default format (`HH:MM:SS.ffffff`): the UTC second whose text `hms_word`
-    /// holds. Most packets share their second with the one before, so they skip the
-    /// offset lookup and the other formats' checks.
-    fast_sec: Option<i64>,
-    hms_word: [u8; 8],
+    /// For the default format (`HH:MM:SS.ffffff`): the start, in nanoseconds, of the second
+    /// whose text `hms_word` holds (little-endian), when set. Most packets share their
+    /// second with the one before, so they skip the offset lookup and the other formats.
+    fast_from: Option<i64>,
+    hms_word: u64,
 }
 
 /// Two digits of `v` (0..100) at `at`.
@@ -122,8 +122,8 @@ impl Clock {
             sec_cached: None,
             sec_text: Vec::with_capacity(32),
             sec_word: None,
-            fast_sec: None,
-            hms_word: [0; 8],
+            fast_from: None,
+            hms_word: 0,
         }
     }
 
@@ -184,8 +184,9 @@ impl Clock {
         }
         // `sec_text` is this second's text: the fast path of `write` may reuse it.
         if let (false, Ok(w)) = (date, <[u8; 8]>::try_from(self.sec_text.as_slice())) {
-            self.hms_word = w;
-            self.fast_sec = Some(tv.sec);
+            self.hms_word = u64::from_le_bytes(w);
+            // Only where the 32-bit cast of the seconds (`tv`) is exact.
+            self.fast_from = tv.sec.checked_mul(1_000_000_000);
         }
         match self.sec_word {
             Some(w) => out.put(w, self.sec_text.len()),
@@ -196,18 +197,28 @@ impl Clock {
         self.frac(out, tv.frac);
     }
 
+    /// The column of the default format (`HH:MM:SS.ffffff `) when `ts` is in the second
+    /// last printed; None otherwise (then [`write`](Self::write) does the work).
+    #[inline(always)]
+    pub(crate) fn fast(&self, ts: Timestamp) -> Option<[u8; 16]> {
+        let from = self.fast_from?;
+        // Within the second: one subtraction and one comparison, no division.
+        let ns = u64::try_from(ts.0.checked_sub(from)?)
+            .ok()
+            .filter(|&ns| ns < 1_000_000_000)?;
+        if self.format != TimeFormat::Clock || self.nano {
+            return None;
+        }
+        // `.ffffff `: the fraction's eight digits, of which the first two are zero,
+        // shifted in behind the dot.
+        let frac = ((digits8((ns / 1000) as u32) | ZEROS) >> 16) << 8 | u64::from(b'.') | 0x20 << 56;
+        Some((u128::from(self.hms_word) | u128::from(frac) << 64).to_le_bytes())
+    }
+
     /// Writes the column (with its trailing space) for a printed packet.
     pub(crate) fn write(&mut self, out: &mut impl Sink, ts: Timestamp) {
-        if self.format == TimeFormat::Clock
-            && !self.nano
-            && self.fast_sec == Some(i64::from(ts.secs() as i32))
-        {
-            // `HH:MM:SS` as cached, then `.ffffff ` in one store: the fraction's eight
-            // digits, of which the first two are zero, shifted in behind the dot.
-            out.put(self.hms_word, 8);
-            let frac = ts.subsec_nanos() / 1000;
-            let text = ((digits8(frac) | ZEROS) >> 16) << 8 | u64::from(b'.') | 0x20 << 56;
-            out.put(text.to_le_bytes(), 8);
+        if let Some(text) = self.fast(ts) {
+            out.put(text, 16);
             return;
         }
         let tv = self.tv(ts);
