@@ -10,7 +10,7 @@
 use crate::analysis::{
     ALL_KINDS, Kind, LostHint, PacketInfo, RstCheck, Side, TcpState, Transition,
 };
-use crate::report::tcpdump::{Cur, Sink, dec};
+use crate::report::tcpdump::{CUR_TEXT, Cur, CurBuf, Sink, dec};
 use std::io::{self, Write};
 
 const RESET: &str = "\x1b[0m";
@@ -25,9 +25,8 @@ const DIM: &str = "\x1b[2m";
 pub struct Annotator {
     buf: Vec<u8>,
     /// The line of a packet with no kind and no state change (84% of them), written
-    /// through a cursor: no capacity check per piece. Sized for the longest such line
-    /// (57 bytes) plus a fixed-size store's spill.
-    quiet: [u8; 96],
+    /// through a cursor: no capacity check per piece (the longest is 57 bytes).
+    quiet: CurBuf,
     explain: bool,
     color: bool,
 }
@@ -134,7 +133,7 @@ impl Annotator {
     pub fn new(explain: bool, color: bool) -> Self {
         Annotator {
             buf: Vec::with_capacity(256),
-            quiet: [0; 96],
+            quiet: [0; CUR_TEXT + 32],
             explain,
             color,
         }
@@ -144,8 +143,9 @@ impl Annotator {
     /// and RST packets).
     pub fn write(&mut self, out: &mut dyn Write, info: &PacketInfo) -> io::Result<()> {
         if is_quiet(info) {
-            let n = self.quiet_line(info);
-            return out.write_all(self.quiet.get(..n).unwrap_or_default());
+            let mut w = Cur::new(&mut self.quiet);
+            quiet_line(&mut w, info);
+            return out.write_all(w.text());
         }
         self.buf.clear();
         self.compose(info)?;
@@ -186,39 +186,6 @@ impl Annotator {
         if self.color {
             self.buf.extend_from_slice(color.as_bytes());
         }
-    }
-
-    /// The line of a packet [`is_quiet`] accepts, as `compose` writes it (the progress part
-    /// alone), into `self.quiet`; returns its length.
-    fn quiet_line(&mut self, p: &PacketInfo) -> usize {
-        let mut w = Cur::new(&mut self.quiet);
-        w.extend_from_slice("    ↳ ".as_bytes());
-        w.put(
-            match p.from.unwrap_or(Side::Client) {
-                Side::Client => *b"client",
-                Side::Server => *b"server",
-            },
-            6,
-        );
-        if p.payload > 0 {
-            w.put(*b" data \0\0", 6);
-            dec(&mut w, p.rel_seq);
-            w.put([b':'], 1);
-            dec(&mut w, p.rel_seq.wrapping_add(p.payload));
-            w.put(*b" (", 2);
-            dec(&mut w, p.payload);
-            w.put(*b" B)\n", 4);
-        } else {
-            match p.rel_ack {
-                Some(a) => {
-                    w.put(*b" ACK \0\0\0", 5);
-                    dec(&mut w, a);
-                    w.put([b'\n'], 1);
-                }
-                None => w.extend_from_slice(b" segment, no ACK\n"),
-            }
-        }
-        w.len()
     }
 
     fn compose(&mut self, p: &PacketInfo) -> io::Result<()> {
@@ -670,6 +637,38 @@ impl Annotator {
             self.buf.push(b'\n');
         }
         Ok(())
+    }
+}
+
+/// The line of a packet [`is_quiet`] accepts, as `compose` writes it (the progress part
+/// alone).
+#[inline(always)]
+fn quiet_line(w: &mut Cur<'_>, p: &PacketInfo) {
+    w.extend_from_slice("    ↳ ".as_bytes());
+    w.put(
+        match p.from.unwrap_or(Side::Client) {
+            Side::Client => *b"client",
+            Side::Server => *b"server",
+        },
+        6,
+    );
+    if p.payload > 0 {
+        w.put(*b" data \0\0", 6);
+        dec(w, p.rel_seq);
+        w.put([b':'], 1);
+        dec(w, p.rel_seq.wrapping_add(p.payload));
+        w.put(*b" (", 2);
+        dec(w, p.payload);
+        w.put(*b" B)\n", 4);
+    } else {
+        match p.rel_ack {
+            Some(a) => {
+                w.put(*b" ACK \0\0\0", 5);
+                dec(w, a);
+                w.put([b'\n'], 1);
+            }
+            None => w.extend_from_slice(b" segment, no ACK\n"),
+        }
     }
 }
 

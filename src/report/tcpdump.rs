@@ -112,33 +112,41 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// A cursor in zeroed room at the end of the output, for the common line
-/// ([`TcpdumpPrinter::common`]): a piece is one bounds check and one store, where
+/// The longest text a [`Cur`] takes (its position is kept below this by a mask).
+pub(crate) const CUR_TEXT: usize = 512;
+
+/// A [`Cur`]'s array: the text and room for the spill of a fixed-size store.
+pub(crate) type CurBuf = [u8; CUR_TEXT + 32];
+
+/// A cursor in a fixed array, for lines whose longest text is known in advance (the
+/// common tcpdump line, the quiet annotation): a piece is one store, where
 /// `Vec::extend_from_slice` reloads the length and capacity, may call `reserve` and stores
-/// the length back per piece. The room is sized for the longest common line, so nothing is
-/// ever cut; a piece that did not fit would be left out, never written out of bounds.
+/// the length back per piece. The position is masked below [`CUR_TEXT`], so every
+/// fixed-size store is in bounds without a check; the lines written are far shorter, so the
+/// mask never changes a position.
 pub(crate) struct Cur<'a> {
-    b: &'a mut [u8],
+    b: &'a mut CurBuf,
     at: usize,
 }
 
 impl<'a> Cur<'a> {
     /// A cursor at the start of `b`.
-    pub(crate) fn new(b: &'a mut [u8]) -> Self {
+    pub(crate) fn new(b: &'a mut CurBuf) -> Self {
         Cur { b, at: 0 }
     }
 
-    /// How many bytes were written.
-    pub(crate) fn len(&self) -> usize {
-        self.at
+    /// The text written.
+    pub(crate) fn text(&self) -> &[u8] {
+        self.b.get(..self.at).unwrap_or_default()
     }
 
     /// Appends bytes (a constant slice becomes a few moves).
     #[inline(always)]
     pub(crate) fn extend_from_slice(&mut self, s: &[u8]) {
-        if let Some(d) = self.b.get_mut(self.at..self.at + s.len()) {
+        let at = self.at % CUR_TEXT;
+        if let Some(d) = self.b.get_mut(at..at + s.len()) {
             d.copy_from_slice(s);
-            self.at += s.len();
+            self.at = at + s.len();
         }
     }
 }
@@ -146,10 +154,12 @@ impl<'a> Cur<'a> {
 impl Sink for Cur<'_> {
     #[inline(always)]
     fn put<const N: usize>(&mut self, bytes: [u8; N], keep: usize) {
-        if let Some(d) = self.b.get_mut(self.at..self.at + N) {
+        const { assert!(N <= 32) };
+        let at = self.at % CUR_TEXT;
+        if let Some(d) = self.b.get_mut(at..at + N) {
             d.copy_from_slice(&bytes);
-            self.at += keep.min(N);
         }
+        self.at = at + keep.min(N);
     }
 }
 
@@ -421,7 +431,7 @@ pub struct TcpdumpPrinter {
     /// The line for [`write_packet`](Self::write_packet), reused.
     line: Vec<u8>,
     /// Where [`common`](Self::common) writes a line before it is appended.
-    scratch: Box<[u8; TIME_MAX + COMMON_MAX]>,
+    scratch: Box<CurBuf>,
     /// tcpdump's `ndo_protocol`: named in ` [|proto]`.
     proto: &'static str,
     /// Interface index to name, read once for LINUX_SLL2 (tcpdump calls `if_indextoname`).
@@ -437,7 +447,7 @@ impl TcpdumpPrinter {
             seq: SeqTable::default(),
             buf: Vec::new(),
             line: Vec::with_capacity(512),
-            scratch: Box::new([0; TIME_MAX + COMMON_MAX]),
+            scratch: Box::new([0; CUR_TEXT + 32]),
             proto: "",
             ifnames: None,
         }
@@ -564,7 +574,8 @@ impl TcpdumpPrinter {
     /// Prints a line [`common_fields`](Self::common_fields) accepted, byte for byte as the
     /// general path (`link` … `tcp`) would, into room reserved once for the whole line.
     fn common(&mut self, out: &mut Vec<u8>, frame: &Frame<'_>, c: Common<'_>) {
-        let mut w = Cur::new(&mut self.scratch[..]);
+        const { assert!(TIME_MAX + COMMON_MAX <= CUR_TEXT) };
+        let mut w = Cur::new(&mut self.scratch);
         match self.clock.fast(frame.ts) {
             Some(text) => w.put(text, 16),
             None => w = time(&mut self.clock, w, frame.ts),
@@ -643,7 +654,7 @@ impl TcpdumpPrinter {
         w.extend_from_slice(b", length ");
         dec(&mut w, length);
         w.put([b'\n'], 1);
-        out.extend_from_slice(w.b.get(..w.at).unwrap_or_default());
+        out.extend_from_slice(w.text());
     }
 
     fn link(&mut self, frame: &Frame<'_>, link: &LinkView<'_>, net: &NetView<'_>) -> R {
