@@ -403,9 +403,107 @@ struct Common<'a> {
 }
 
 /// The longest common line after the time column: `IP6 `, two IPv6 addresses with ports
-/// (2 × 45 + 5), flags (16), seq (27), ack (16), win (11), urg (11), options (52), length
-/// (19), the newline, and 16 bytes for the last fixed-size store: 268 bytes.
-const COMMON_MAX: usize = 4 + 95 + 16 + 27 + 16 + 11 + 11 + 52 + 19 + 1 + 16;
+/// (2 × 45 + 5), flags (16), seq (27), ack (16), win (11), urg (11), options (`, options [`,
+/// at most 4 bytes of text per byte of the 40-byte option area (`nop,`), `]`), length (19),
+/// the newline, and 32 bytes for the last fixed-size store: 401 bytes.
+const COMMON_MAX: usize = 4 + 95 + 16 + 27 + 16 + 11 + 11 + (11 + 4 * 40 + 1) + 19 + 1 + 32;
+
+/// Whether a TCP option area holds only options [`common_options_text`] prints: nop, and
+/// mss, wscale, sackOK, SACK (at least one block) and timestamps at their proper lengths,
+/// each inside the area. For these the general option walk (`tcp_options`) prints the name
+/// and values and never `[bad opt]`, `[len N]` or a truncation.
+#[inline(always)]
+fn common_options(o: &[u8]) -> bool {
+    // Most segments: no options, or nop, nop, timestamps.
+    if matches!(o, [] | [1, 1, 8, 10, _, _, _, _, _, _, _, _]) {
+        return true;
+    }
+    common_options_walk(o)
+}
+
+/// [`common_options`] for the other option areas.
+fn common_options_walk(o: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&kind) = o.get(i) {
+        let len = match (kind, o.get(i + 1)) {
+            (1, _) => 1,
+            (2, Some(4)) | (3, Some(3)) | (4, Some(2)) | (8, Some(10)) => usize::from(o[i + 1]),
+            (5, Some(&l)) if l >= 10 && (l - 2) % 8 == 0 => usize::from(l),
+            _ => return false,
+        };
+        if o.len() < i + len {
+            return false;
+        }
+        i += len;
+    }
+    true
+}
+
+/// The option list of an area [`common_options`] accepted, as `tcp_options` prints it;
+/// `base` is subtracted from SACK edges.
+#[inline(always)]
+fn common_options_text(w: &mut Cur<'_>, o: &[u8], base: u32) {
+    if let &[1, 1, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3] = o {
+        w.extend_from_slice(b"nop,nop,TS val ");
+        dec(w, u32::from_be_bytes([v0, v1, v2, v3]));
+        w.put(*b" ecr \0\0\0", 5);
+        dec(w, u32::from_be_bytes([e0, e1, e2, e3]));
+        return;
+    }
+    let at = |i: usize| o.get(i).copied().unwrap_or(0);
+    let be32 = |i: usize| u32::from_be_bytes([at(i), at(i + 1), at(i + 2), at(i + 3)]);
+    let mut i = 0;
+    while i < o.len() {
+        if i > 0 {
+            w.put([b','], 1);
+        }
+        match at(i) {
+            1 => {
+                w.put(*b"nop\0", 3);
+                i += 1;
+            }
+            2 => {
+                w.put(*b"mss \0\0\0\0", 4);
+                dec(w, u16::from_be_bytes([at(i + 2), at(i + 3)]));
+                i += 4;
+            }
+            3 => {
+                w.put(*b"wscale \0", 7);
+                dec(w, at(i + 2));
+                i += 3;
+            }
+            4 => {
+                w.put(*b"sackOK\0\0", 6);
+                i += 2;
+            }
+            8 => {
+                w.put(*b"TS val \0", 7);
+                dec(w, be32(i + 2));
+                w.put(*b" ecr \0\0\0", 5);
+                dec(w, be32(i + 6));
+                i += 10;
+            }
+            5 => {
+                let len = usize::from(at(i + 1));
+                w.put(*b"sack \0\0\0", 5);
+                dec(w, ((len - 2) / 8) as u32);
+                w.put([b' '], 1);
+                let mut b = i + 2;
+                while b + 8 <= i + len {
+                    w.put([b'{'], 1);
+                    dec(w, be32(b).wrapping_sub(base));
+                    w.put([b':'], 1);
+                    dec(w, be32(b + 4).wrapping_sub(base));
+                    w.put([b'}'], 1);
+                    b += 8;
+                }
+                i += len;
+            }
+            // Not accepted by `common_options`.
+            _ => break,
+        }
+    }
+}
 
 /// The longest time column (`-tttt`'s `YYYY-MM-DD HH:MM:SS.nnnnnnnnn `, epoch and delta
 /// are shorter; `[Error converting time] ` is 24) plus a fixed-size store's spill.
@@ -556,12 +654,11 @@ impl TcpdumpPrinter {
             (&h[12..16], &h[16..20], ip.get(hlen as usize..)?, total - hlen)
         };
         let hlen = u32::from(tp.get(12)? >> 4) * 4;
-        let plain = match hlen {
-            20 => tp.len() >= 20,
-            32 => tp.get(20..24) == Some(&[1, 1, 8, 10]) && tp.len() >= 32,
-            _ => false,
-        };
-        (plain && hlen <= length).then_some(Common {
+        let plain = hlen >= 20
+            && hlen <= length
+            && tp.len() >= hlen as usize
+            && tp.get(20..hlen as usize).is_some_and(common_options);
+        plain.then_some(Common {
             v6,
             src,
             dst,
@@ -623,8 +720,6 @@ impl TcpdumpPrinter {
                 .relative(c.v6, c.src, c.dst, sport, dport, seq, ack, flags & 0x02 != 0);
             (seq, ack, rev, th_seq, th_ack) = (r.seq, r.ack, r.rev, r.th_seq, r.th_ack);
         }
-        // Only SACK blocks use the bases, and the common options have none.
-        let _ = (rev, th_seq, th_ack);
         let length = c.length - c.hlen;
         if length > 0 || flags & 0x07 != 0 {
             w.put(*b", seq \0\0", 6);
@@ -644,11 +739,10 @@ impl TcpdumpPrinter {
             w.put(*b", urg \0\0", 6);
             dec(&mut w, be16(18));
         }
-        if c.hlen == 32 {
-            w.extend_from_slice(b", options [nop,nop,TS val ");
-            dec(&mut w, be32(24));
-            w.put(*b" ecr \0\0\0", 5);
-            dec(&mut w, be32(28));
+        if let Some(o) = tp.get(20..c.hlen as usize).filter(|o| !o.is_empty()) {
+            w.extend_from_slice(b", options [");
+            // SACK edges are relative to the base of the direction they acknowledge.
+            common_options_text(&mut w, o, if rev { th_seq } else { th_ack });
             w.put([b']'], 1);
         }
         w.extend_from_slice(b", length ");
