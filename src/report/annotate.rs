@@ -43,11 +43,11 @@ impl Dur {
     /// Appends the text to `out`.
     pub fn push(self, out: &mut Vec<u8>) {
         let mut buf = [0u8; DUR_MAX];
-        out.extend_from_slice(self.text(&mut buf).as_bytes());
+        out.extend_from_slice(self.text(&mut buf));
     }
 
-    /// The text, written into `buf`.
-    fn text(self, buf: &mut [u8; DUR_MAX]) -> &str {
+    /// The text (ASCII), written into `buf`.
+    fn text(self, buf: &mut [u8; DUR_MAX]) -> &[u8] {
         let ns = self.0;
         // unsigned_abs: i64::MIN (a saturated time difference) has no i64 absolute value.
         let abs = ns.unsigned_abs();
@@ -84,7 +84,7 @@ impl Dur {
             put(frac);
         }
         put(unit.as_bytes());
-        std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default()
+        buf.get(..len).unwrap_or_default()
     }
 }
 
@@ -124,7 +124,8 @@ fn round_scaled(v: f64, scale: u64) -> u128 {
 
 impl std::fmt::Display for Dur {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.text(&mut [0; DUR_MAX]))
+        let mut buf = [0; DUR_MAX];
+        f.write_str(std::str::from_utf8(self.text(&mut buf)).unwrap_or_default())
     }
 }
 
