@@ -85,7 +85,21 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 pub fn summarize(opts: &[u8]) -> OptionSummary {
     let mut s = OptionSummary::default();
     // Most segments: nop, nop, timestamps (the walk below reads the same).
-    if let &[OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10, v0, v1, v2, v3, e0, e1, e2, e3] = opts {
+    if let &[
+        OPT_NOP,
+        OPT_NOP,
+        OPT_TIMESTAMP,
+        10,
+        v0,
+        v1,
+        v2,
+        v3,
+        e0,
+        e1,
+        e2,
+        e3,
+    ] = opts
+    {
         s.timestamps = Some((
             u32::from_be_bytes([v0, v1, v2, v3]),
             u32::from_be_bytes([e0, e1, e2, e3]),

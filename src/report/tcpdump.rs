@@ -201,13 +201,16 @@ pub(super) fn dec(out: &mut impl Sink, n: impl Into<u32>) {
         let d = digits8(v);
         // The leading zero digits are the low zero bytes; "0" keeps its last digit.
         let zeros = (d.trailing_zeros() / 8).min(7);
-        out.put(((d | ZEROS) >> (8 * zeros)).to_le_bytes(), 8 - zeros as usize);
+        out.put(
+            ((d | ZEROS) >> (8 * zeros)).to_le_bytes(),
+            8 - zeros as usize,
+        );
     } else {
         // 10^8 ..= u32::MAX: one or two leading digits, then eight.
         let hi = v / 100_000_000;
         let low = u128::from(digits8(v % 100_000_000) | ZEROS);
         let (head, len) = if hi >= 10 {
-            (u128::from(0x3030 + (hi / 10 | hi % 10 << 8)), 2)
+            (u128::from(0x3030 + ((hi / 10) | ((hi % 10) << 8))), 2)
         } else {
             (u128::from(0x30 + hi), 1)
         };
@@ -227,7 +230,8 @@ fn hex16(out: &mut impl Sink, w: u16, colon: bool) {
     let skip = (w.leading_zeros() - 16) / 4;
     let skip = skip.min(3);
     // Left-aligned behind the colon, whose byte is dropped (shifted out) without one.
-    let text = (u64::from(b':') << 56 | u64::from(digits << (8 * skip)) << 24) << (8 * u32::from(!colon));
+    let text =
+        (u64::from(b':') << 56 | u64::from(digits << (8 * skip)) << 24) << (8 * u32::from(!colon));
     out.put(text.to_be_bytes(), 4 - skip as usize + usize::from(colon));
 }
 
@@ -651,7 +655,12 @@ impl TcpdumpPrinter {
                 return None;
             }
             let ip = b.get(..total as usize).unwrap_or(b);
-            (&h[12..16], &h[16..20], ip.get(hlen as usize..)?, total - hlen)
+            (
+                &h[12..16],
+                &h[16..20],
+                ip.get(hlen as usize..)?,
+                total - hlen,
+            )
         };
         let hlen = u32::from(tp.get(12)? >> 4) * 4;
         let plain = hlen >= 20
@@ -715,9 +724,16 @@ impl TcpdumpPrinter {
         let (mut seq, mut ack) = (be32(4), be32(8));
         let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
         if !self.fmt.absolute && flags & 0x10 != 0 {
-            let r = self
-                .seq
-                .relative(c.v6, c.src, c.dst, sport, dport, seq, ack, flags & 0x02 != 0);
+            let r = self.seq.relative(
+                c.v6,
+                c.src,
+                c.dst,
+                sport,
+                dport,
+                seq,
+                ack,
+                flags & 0x02 != 0,
+            );
             (seq, ack, rev, th_seq, th_ack) = (r.seq, r.ack, r.rev, r.th_seq, r.th_ack);
         }
         let length = c.length - c.hlen;

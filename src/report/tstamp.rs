@@ -148,7 +148,10 @@ impl Clock {
         if self.nano {
             let hi = (frac / 100_000_000) as u128;
             let low = u128::from(digits8((frac % 100_000_000) as u32) | ZEROS);
-            out.put((u128::from(b'.') | (0x30 + hi) << 8 | low << 16).to_le_bytes(), 10);
+            out.put(
+                (u128::from(b'.') | (0x30 + hi) << 8 | low << 16).to_le_bytes(),
+                10,
+            );
         } else {
             // Eight digits of which the first two are zero: drop them, put the dot in front.
             let text = ((digits8(frac as u32) | ZEROS) >> 16) << 8 | u64::from(b'.');
@@ -211,7 +214,8 @@ impl Clock {
         }
         // `.ffffff `: the fraction's eight digits, of which the first two are zero,
         // shifted in behind the dot.
-        let frac = ((digits8((ns / 1000) as u32) | ZEROS) >> 16) << 8 | u64::from(b'.') | 0x20 << 56;
+        let frac =
+            ((digits8((ns / 1000) as u32) | ZEROS) >> 16) << 8 | u64::from(b'.') | 0x20 << 56;
         Some((u128::from(self.hms_word) | u128::from(frac) << 64).to_le_bytes())
     }
 
