@@ -285,13 +285,8 @@ impl Deferred {
     }
 
     /// Connections whose records are still to be written.
-    pub fn len(&self) -> usize {
+    pub fn records(&self) -> usize {
         self.ended.len()
-    }
-
-    /// True when no connection ended.
-    pub fn is_empty(&self) -> bool {
-        self.ended.is_empty()
     }
 
     /// Where the record of connection `i` goes: after this many bytes of the batch's report
