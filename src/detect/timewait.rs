@@ -507,3 +507,85 @@ impl TimeWait {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The counts the detector keeps, recomputed from a plain list of who is in TIME_WAIT.
+    #[derive(Default)]
+    struct Model {
+        /// (id, side, host, destination, leaves at), in entry order.
+        live: Vec<(u64, Side, IpAddr, Option<SocketAddr>, i64)>,
+        peak: HashMap<IpAddr, (u32, i64)>,
+        dest_peak: HashMap<IpAddr, u32>,
+    }
+
+    impl Model {
+        fn enter(&mut self, cap: usize, e: (u64, Side, IpAddr, Option<SocketAddr>, i64), ts: i64) {
+            if self.live.iter().any(|l| (l.0, l.1) == (e.0, e.1)) || self.live.len() >= cap {
+                return;
+            }
+            self.live.push(e);
+            let n = self.live.iter().filter(|l| l.2 == e.2).count() as u32;
+            let p = self.peak.entry(e.2).or_insert((0, ts));
+            if n > p.0 {
+                *p = (n, ts);
+            }
+            if let Some(d) = e.3 {
+                let n = self.live.iter().filter(|l| l.2 == e.2 && l.3 == Some(d)).count();
+                let p = self.dest_peak.entry(e.2).or_default();
+                *p = (*p).max(n as u32);
+            }
+        }
+    }
+
+    /// Random entries, early leaves (enough to compact the ring) and expiries: every host's
+    /// peak, its time and the per-destination peak match the model's.
+    #[test]
+    fn counts_match_a_plain_list() {
+        let cfg = DetectConfig {
+            two_msl_ns: 5000,
+            max_tracked: 20_000,
+            ..DetectConfig::default()
+        };
+        let mut tw = TimeWait::new(cfg);
+        let mut m = Model::default();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut ts = 0i64;
+        for id in 0..40_000u64 {
+            ts += rnd(3) as i64;
+            tw.advance(Timestamp(ts));
+            m.live.retain(|l| l.4 > ts);
+            let ip = IpAddr::from([10, 0, 0, rnd(6) as u8]);
+            let dst = SocketAddr::from(([10, 1, 0, rnd(4) as u8], 80));
+            let side = if rnd(2) == 0 { Side::Client } else { Side::Server };
+            let host = SocketAddr::new(ip, 40000 + rnd(1000) as u16);
+            tw.enter(id, side, host, dst, Timestamp(ts));
+            let dest = (side == Side::Client).then_some(dst);
+            m.enter(cfg.max_tracked, (id, side, ip, dest, ts + 5000), ts);
+            if rnd(10) > 0 {
+                // Mostly replaced at once: the ring fills with entries that left early.
+                let old = id - rnd(id.min(1) + 1);
+                tw.replaced(old, Timestamp(ts));
+                m.live.retain(|l| l.0 != old);
+            }
+        }
+        assert!(tw.ring.len() < 2 * tw.live.len() + 1100);
+        assert_eq!(tw.live.len(), m.live.len());
+        for h in &tw.hosts {
+            let n = m.live.iter().filter(|l| l.2 == h.ip).count() as u32;
+            assert_eq!(h.now, n, "{}", h.ip);
+            assert_eq!((h.peak, h.peak_ts.0), m.peak[&h.ip], "{}", h.ip);
+            assert_eq!(h.dest_peak, m.dest_peak.get(&h.ip).copied().unwrap_or(0));
+        }
+        assert_eq!(tw.hosts.len(), m.peak.len());
+    }
+}
