@@ -70,21 +70,65 @@ impl Key {
     }
 }
 
-/// Tails per slab chunk: the slab grows a chunk (688 KiB) at a time, never by doubling.
+/// A tail's key in its slot: an IPv4 key whole (16 bytes instead of 40), an IPv6 key as its
+/// place in [`Tails::v6_keys`].
+#[derive(Clone, Copy, Debug)]
+struct SlotKey {
+    lo: u32,
+    hi: u32,
+    /// The lower end's port in the high 16 bits.
+    ports: u32,
+    /// [`V4`], or the IPv6 key's index.
+    v6: u32,
+}
+
+const V4: u32 = u32::MAX;
+
+impl SlotKey {
+    /// The key, whole.
+    fn key(&self, v6_keys: &[Key]) -> Key {
+        if self.v6 == V4 {
+            Key {
+                addr: [0, u64::from(self.lo), 0, u64::from(self.hi)],
+                port: [(self.ports >> 16) as u16, self.ports as u16],
+                v6: false,
+            }
+        } else {
+            v6_keys[self.v6 as usize]
+        }
+    }
+
+    fn is(&self, k: &Key, v6_keys: &[Key]) -> bool {
+        if k.v6 {
+            self.v6 != V4 && v6_keys[self.v6 as usize] == *k
+        } else {
+            // An IPv4 key's addresses are below 2^32 (`words`).
+            self.v6 == V4
+                && u64::from(self.lo) == k.addr[1]
+                && u64::from(self.hi) == k.addr[3]
+                && self.ports == u32::from(k.port[0]) << 16 | u32::from(k.port[1])
+        }
+    }
+}
+
+/// Tails per slab chunk: the slab grows a chunk (576 KiB) at a time, never by doubling.
 const CHUNK_BITS: u32 = 12;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
 /// Closed connections whose record is out, keyed like the live ones, with a queue of when
 /// each must be looked at again, so the sweep does not visit every tail every second.
 ///
-/// Memory per tail: its 168-byte slot (key and [`Tail`]) in a chunked slab, a 4-byte slot
-/// in the hash index (positions into the slab, hashed through the key they point to), and an
-/// 8-byte queue entry.
+/// Memory per tail: its 144-byte slot ([`SlotKey`] and [`Tail`]; an IPv6 key takes 40 bytes
+/// more) in a chunked slab, a 4-byte slot in the hash index (positions into the slab, hashed
+/// through the key they point to), and an 8-byte queue entry.
 #[derive(Debug)]
 struct Tails {
     /// Chunks of [`CHUNK`] slots (the last one may be shorter); slot `i` is
     /// `chunks[i / CHUNK][i % CHUNK]`.
-    chunks: Vec<Vec<(Key, Tail)>>,
+    chunks: Vec<Vec<(SlotKey, Tail)>>,
+    /// The IPv6 tails' keys, and the free places among them.
+    v6_keys: Vec<Key>,
+    free_v6: Vec<u32>,
     /// Which slots hold a tail (a bit per slot).
     used: Vec<u64>,
     /// Slots freed, reused first.
@@ -110,6 +154,8 @@ impl Tails {
     fn new(cfg: &AnalysisConfig) -> Tails {
         Tails {
             chunks: Vec::new(),
+            v6_keys: Vec::new(),
+            free_v6: Vec::new(),
             used: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
@@ -145,7 +191,7 @@ impl Tails {
         rel.clamp(0, i64::from(u32::MAX)) as u64
     }
 
-    fn slot(&self, i: u32) -> &(Key, Tail) {
+    fn slot(&self, i: u32) -> &(SlotKey, Tail) {
         let i = i as usize;
         &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
     }
@@ -161,7 +207,9 @@ impl Tails {
             return None;
         }
         let h = self.hasher.hash_one(k);
-        let i = *self.index.find(h, |&i| self.slot(i).0 == *k)?;
+        let i = *self
+            .index
+            .find(h, |&i| self.slot(i).0.is(k, &self.v6_keys))?;
         Some((h, i))
     }
 
@@ -176,6 +224,10 @@ impl Tails {
         }
         self.used[i as usize / 64] &= !(1 << (i % 64));
         self.free.push(i);
+        let v6 = self.slot(i).0.v6;
+        if v6 != V4 {
+            self.free_v6.push(v6);
+        }
         self.len -= 1;
         self.slot(i).1
     }
@@ -189,10 +241,36 @@ impl Tails {
     fn insert(&mut self, k: Key, t: Tail) {
         let due = Self::due(&t, self.two_msl, self.idle);
         self.origin.get_or_insert(due.div_euclid(SWEEP_NS));
+        let sk = if k.v6 {
+            let j = match self.free_v6.pop() {
+                Some(j) => {
+                    self.v6_keys[j as usize] = k;
+                    j
+                }
+                None => {
+                    self.v6_keys.push(k);
+                    // Below 2^32 - 1 ([`V4`]): one per tail held.
+                    (self.v6_keys.len() - 1) as u32
+                }
+            };
+            SlotKey {
+                lo: 0,
+                hi: 0,
+                ports: 0,
+                v6: j,
+            }
+        } else {
+            SlotKey {
+                lo: k.addr[1] as u32,
+                hi: k.addr[3] as u32,
+                ports: u32::from(k.port[0]) << 16 | u32::from(k.port[1]),
+                v6: V4,
+            }
+        };
         let i = match self.free.pop() {
             Some(i) => {
                 let i_ = i as usize;
-                self.chunks[i_ >> CHUNK_BITS][i_ & (CHUNK - 1)] = (k, t);
+                self.chunks[i_ >> CHUNK_BITS][i_ & (CHUNK - 1)] = (sk, t);
                 i
             }
             None => {
@@ -202,17 +280,17 @@ impl Tails {
                 }
                 let n = (self.chunks.len() - 1) * CHUNK;
                 let last = self.chunks.last_mut().expect("a chunk was just ensured");
-                last.push((k, t));
+                last.push((sk, t));
                 // A slot per tail held: 2^32 of them would need 700 GB.
                 (n + last.len() - 1) as u32
             }
         };
         self.used[i as usize / 64] |= 1 << (i % 64);
         let h = self.hasher.hash_one(k);
-        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        let (chunks, v6_keys, hasher) = (&self.chunks, &self.v6_keys, &self.hasher);
         self.index.insert_unique(h, i, |&j| {
             let j = j as usize;
-            hasher.hash_one(chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].0)
+            hasher.hash_one(chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].0.key(v6_keys))
         });
         self.len += 1;
         self.queue
@@ -247,7 +325,7 @@ impl Tails {
             }
             let (k, t) = self.slot(i);
             if Self::gone(t, now, two_msl, idle) {
-                let h = self.hasher.hash_one(k);
+                let h = self.hasher.hash_one(k.key(&self.v6_keys));
                 self.take(h, i);
                 continue;
             }
@@ -265,13 +343,13 @@ impl Tails {
         self.queue.extend(again.into_iter().map(Reverse));
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&Key, &Tail)> {
+    fn iter(&self) -> impl Iterator<Item = (Key, &Tail)> {
         self.chunks
             .iter()
             .flatten()
             .enumerate()
             .filter(|&(i, _)| self.is_used(i as u32))
-            .map(|(_, (k, t))| (k, t))
+            .map(|(_, (k, t))| (k.key(&self.v6_keys), t))
     }
 }
 
@@ -481,7 +559,7 @@ impl FlowTable {
         self.scratch
             .extend(self.map.iter().map(|(k, c)| (c.last_ts.0, c.id, *k)));
         self.scratch
-            .extend(self.tails.iter().map(|(k, t)| (t.last_ts.0, t.id(), *k)));
+            .extend(self.tails.iter().map(|(k, t)| (t.last_ts.0, t.id(), k)));
         let n = (self.scratch.len() / 16).max(1);
         if n < self.scratch.len() {
             self.scratch.select_nth_unstable_by_key(n, |e| (e.0, e.1));
@@ -526,5 +604,47 @@ impl FlowTable {
         self.due = Vec::new();
         self.map = HashMap::default();
         self.tails = Tails::new(&self.cfg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot size docs/performance.md counts per connection in TIME_WAIT.
+    #[test]
+    fn a_tail_slot_is_144_bytes() {
+        assert_eq!(size_of::<(SlotKey, Tail)>(), 144);
+    }
+
+    #[test]
+    fn slot_keys_give_the_key_back() {
+        let v6 = Key {
+            addr: [1, 2, 3, 4],
+            port: [80, 40000],
+            v6: true,
+        };
+        let v4 = Key {
+            addr: [0, 0x0a00_0001, 0, 0xffff_ffff],
+            port: [65535, 0],
+            v6: false,
+        };
+        let keys = [v6];
+        let s4 = SlotKey {
+            lo: 0x0a00_0001,
+            hi: 0xffff_ffff,
+            ports: 65535 << 16,
+            v6: V4,
+        };
+        let s6 = SlotKey {
+            lo: 0,
+            hi: 0,
+            ports: 0,
+            v6: 0,
+        };
+        assert_eq!(s4.key(&keys), v4);
+        assert_eq!(s6.key(&keys), v6);
+        assert!(s4.is(&v4, &keys) && s6.is(&v6, &keys));
+        assert!(!s4.is(&v6, &keys) && !s6.is(&v4, &keys));
     }
 }

@@ -534,7 +534,11 @@ mod tests {
                 *p = (n, ts);
             }
             if let Some(d) = e.3 {
-                let n = self.live.iter().filter(|l| l.2 == e.2 && l.3 == Some(d)).count();
+                let n = self
+                    .live
+                    .iter()
+                    .filter(|l| l.2 == e.2 && l.3 == Some(d))
+                    .count();
                 let p = self.dest_peak.entry(e.2).or_default();
                 *p = (*p).max(n as u32);
             }
@@ -566,7 +570,11 @@ mod tests {
             m.live.retain(|l| l.4 > ts);
             let ip = IpAddr::from([10, 0, 0, rnd(6) as u8]);
             let dst = SocketAddr::from(([10, 1, 0, rnd(4) as u8], 80));
-            let side = if rnd(2) == 0 { Side::Client } else { Side::Server };
+            let side = if rnd(2) == 0 {
+                Side::Client
+            } else {
+                Side::Server
+            };
             let host = SocketAddr::new(ip, 40000 + rnd(1000) as u16);
             tw.enter(id, side, host, dst, Timestamp(ts));
             let dest = (side == Side::Client).then_some(dst);
