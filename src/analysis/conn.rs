@@ -11,7 +11,7 @@ use super::state::ALL_STATES;
 use super::zeek::Zeek;
 use super::{
     CloseKind, ConnSummary, EndReason, Handshake, Initiator, Kind, LostHint, PacketInfo, RstCheck,
-    SeqNumber, Side, SideCounts, TcpState, Transition, ZeekHistory,
+    SeqNumber, ServerPayload, Side, SideCounts, TcpState, Transition, ZeekHistory,
 };
 use crate::capture::Timestamp;
 use crate::decode::Segment;
@@ -117,6 +117,9 @@ pub struct Conn {
     zeek: Zeek,
     /// The sender's next sequence number before the current packet (for RST checks).
     pre_nextseq: SeqNumber,
+    /// See [`PacketInfo::client_acked`].
+    client_acked: bool,
+    server_payload: ServerPayload,
 }
 
 fn set_state(h: &mut Half, side: Side, to: TcpState, info: &mut PacketInfo) {
@@ -194,6 +197,8 @@ impl Conn {
             emitted: false,
             zeek: Zeek::default(),
             pre_nextseq: SeqNumber(0),
+            client_acked: false,
+            server_payload: ServerPayload::default(),
         };
         if c.midstream {
             // Without a handshake both sides are assumed open.
@@ -324,6 +329,17 @@ impl Conn {
         }
         if k.contains(Kind::ZeroWindow) {
             counts.zero_windows += 1;
+        }
+        info.client_acked = self.client_acked;
+        if from == Side::Client {
+            if k.contains(Kind::HandshakeSyn) {
+                self.client_acked = false;
+                self.server_payload = ServerPayload::new(seg.options.mss);
+            } else if fl.ack() && !fl.syn() && !fl.rst() && !k.contains(Kind::SynRetransmission) {
+                self.client_acked = true;
+            }
+        } else if seg.payload_len > 0 && !fl.syn() && !fl.rst() {
+            self.server_payload.add(seg.payload_len);
         }
         info.explain.own_isn = f.isn.map(|s| s.0);
         info.explain.peer_isn = r.isn.map(|s| s.0);
@@ -901,6 +917,7 @@ impl Conn {
             port_reuse: self.port_reuse,
             end,
             syn_cookie: false,
+            server_payload: self.server_payload,
         }
     }
 }
@@ -1182,6 +1199,9 @@ impl Conn {
             emitted: true,
             zeek: Zeek::default(),
             pre_nextseq: SeqNumber(0),
+            // The record is out: the detectors hold nothing more of this connection.
+            client_acked: false,
+            server_payload: ServerPayload::default(),
         }
     }
 }

@@ -305,6 +305,11 @@ pub struct PacketInfo {
     /// This SYN took the 4-tuple of a closed connection whose record is already out: that
     /// connection's id and last packet time (its TIME_WAIT ends here).
     pub replaced: Option<(u64, Timestamp)>,
+    /// Before this packet, the client had acknowledged since its last handshake SYN (an ACK
+    /// without SYN or RST, not a SYN retransmission). The detectors read it here instead of
+    /// looking up their own record of the connection on every packet. Not kept once the
+    /// connection's record is out ([`PacketInfo::after_record`]): the detectors forgot it then.
+    pub client_acked: bool,
 }
 
 impl PacketInfo {
@@ -408,6 +413,44 @@ pub struct ConnSummary {
     pub end: EndReason,
     /// The server's SYN-ACK came from a SYN cookie (set by the detectors, `crate::detect`).
     pub syn_cookie: bool,
+    /// The server's largest payloads (the SYN-cookie detector's MSS evidence).
+    pub server_payload: ServerPayload,
+}
+
+/// The server's largest payload no larger than the MSS of the client's handshake SYN (536
+/// without the option), and how many packets carried it, counted since that SYN. Kept by the
+/// connection, whose record every packet touches anyway, for the SYN-cookie detector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerPayload {
+    /// The client SYN's MSS.
+    pub cap: u32,
+    /// Largest payload of at most `cap` bytes (0: none).
+    pub max: u32,
+    /// Packets with `max` bytes.
+    pub at_max: u32,
+}
+
+impl ServerPayload {
+    /// Starts again at a client's handshake SYN announcing `mss`.
+    pub(crate) fn new(mss: Option<u16>) -> Self {
+        ServerPayload {
+            cap: u32::from(mss.unwrap_or(536)),
+            max: 0,
+            at_max: 0,
+        }
+    }
+
+    /// A server packet (not SYN, not RST) with `len` payload bytes.
+    pub(crate) fn add(&mut self, len: u32) {
+        if len <= self.cap {
+            if len > self.max {
+                self.max = len;
+                self.at_max = 1;
+            } else if len == self.max {
+                self.at_max += 1;
+            }
+        }
+    }
 }
 
 /// Analysis-wide counts.

@@ -17,6 +17,7 @@
 //! "cookie" at a posterior of at least 0.5, and its confidence is the posterior of the verdict.
 
 use super::{DetectConfig, Figures, Finding, FindingKind, MAX_KEYS, Track, round2};
+use crate::analysis::ServerPayload;
 use crate::capture::Timestamp;
 use crate::decode::Segment;
 use serde::Serialize;
@@ -224,6 +225,7 @@ impl SynCookies {
     pub(crate) fn verdict(
         &mut self,
         t: &Track,
+        srv: &ServerPayload,
         in_flood: bool,
         now: Timestamp,
     ) -> Option<CookieVerdict> {
@@ -268,12 +270,12 @@ impl SynCookies {
         let ts_both = syn.tsval.is_some() && sa.tsval.is_some();
         let overhead = if ts_both { 12 } else { 0 };
         let own = sa.mss.unwrap_or(u16::MAX);
-        if t.srv_max_payload > 0 {
+        if srv.max > 0 {
             let limit = u32::from(table).saturating_sub(overhead);
-            if t.srv_max_payload > limit {
+            if srv.max > limit {
                 sig |= CookieSignals::MSS_ABOVE_TABLE;
                 llr -= 5.0;
-            } else if table < cmss.min(own) && t.srv_max_payload == limit && t.srv_at_max >= 2 {
+            } else if table < cmss.min(own) && srv.max == limit && srv.at_max >= 2 {
                 sig |= CookieSignals::MSS_AT_TABLE;
                 llr += 3.0;
             }

@@ -214,9 +214,6 @@ pub(crate) struct Track {
     pub half_open: bool,
     /// Counted as half-open with server state (its SYN-ACK was resent).
     pub stateful: bool,
-    /// Largest server payload no larger than the client's MSS, and how many had it.
-    pub srv_max_payload: u32,
-    pub srv_at_max: u32,
     /// Resolved by the flood detector (grace over or the connection ended).
     pub resolved: bool,
     /// The flood episode slot (index, serial) this attempt was counted in.
@@ -249,8 +246,6 @@ impl Track {
             srv_rst: false,
             half_open: false,
             stateful: false,
-            srv_max_payload: 0,
-            srv_at_max: 0,
             resolved: false,
             episode: None,
             counted_retx: 0,
@@ -348,7 +343,11 @@ impl Detectors {
                     tracks.contains_key(&e.1)
                 });
             }
-        } else if let Some(t) = self.tracks.get_mut(&id) {
+        } else if let Some(t) = self
+            .needs_track(from, seg, info)
+            .then(|| self.tracks.get_mut(&id))
+            .flatten()
+        {
             if from == Side::Client {
                 if k.contains(Kind::SynRetransmission) {
                     t.syn_retx = t.syn_retx.saturating_add(1);
@@ -393,22 +392,9 @@ impl Detectors {
                     }
                     self.flood.stateful(t, seg.ts);
                 }
-            } else if fl.rst() {
-                if !t.srv_rst && !t.completed {
-                    t.srv_rst = true;
-                    self.flood.half_open_end(t, seg.ts);
-                }
-            } else if seg.payload_len > 0 && !fl.syn() {
-                let cap = u32::from(t.syn.mss.unwrap_or(536));
-                let p = seg.payload_len;
-                if p <= cap {
-                    if p > t.srv_max_payload {
-                        t.srv_max_payload = p;
-                        t.srv_at_max = 1;
-                    } else if p == t.srv_max_payload {
-                        t.srv_at_max += 1;
-                    }
-                }
+            } else if fl.rst() && !t.srv_rst && !t.completed {
+                t.srv_rst = true;
+                self.flood.half_open_end(t, seg.ts);
             }
         }
         for tr in info.transitions() {
@@ -430,6 +416,24 @@ impl Detectors {
         self.collect_fired();
     }
 
+    /// Whether a packet that starts no track can change its connection's track. Most packets
+    /// cannot (data and ACKs after the handshake; the server's payload sizes are kept by the
+    /// analysis, [`ConnSummary::server_payload`]), and skipping the lookup for them saves a
+    /// cache miss per packet. Mirrors the branches of [`Detectors::packet`]: once the client
+    /// has acknowledged, its packets only count SYN retransmissions, and the server's only
+    /// SYN-ACKs.
+    fn needs_track(&self, from: Side, seg: &Segment, info: &PacketInfo) -> bool {
+        let k = &info.kinds;
+        match from {
+            Side::Client => !info.client_acked || k.contains(Kind::SynRetransmission),
+            Side::Server => {
+                k.contains(Kind::HandshakeSynack)
+                    || k.contains(Kind::SynackRetransmission)
+                    || (seg.flags.rst() && !info.client_acked)
+            }
+        }
+    }
+
     /// Takes one ended connection; sets its `syn_cookie` verdict.
     pub fn connection(&mut self, c: &mut ConnSummary) {
         self.last_verdict = None;
@@ -442,7 +446,9 @@ impl Detectors {
             }
             self.flood.conn_end(&t);
             let in_flood = self.flood.flood_covers(t.server, t.syn_ts);
-            let v = self.cookies.verdict(&t, in_flood, self.now);
+            let v = self
+                .cookies
+                .verdict(&t, &c.server_payload, in_flood, self.now);
             if let Some(v) = v {
                 c.syn_cookie = v.cookie;
             }

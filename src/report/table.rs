@@ -449,6 +449,7 @@ mod tests {
             port_reuse: false,
             end: EndReason::Closed,
             syn_cookie: false,
+            server_payload: Default::default(),
         }
     }
 
