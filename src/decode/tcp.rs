@@ -84,6 +84,28 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 /// are skipped, a malformed option ends the walk.
 pub fn summarize(opts: &[u8]) -> OptionSummary {
     let mut s = OptionSummary::default();
+    // Most segments: nop, nop, timestamps (the walk below reads the same).
+    if let &[
+        OPT_NOP,
+        OPT_NOP,
+        OPT_TIMESTAMP,
+        10,
+        v0,
+        v1,
+        v2,
+        v3,
+        e0,
+        e1,
+        e2,
+        e3,
+    ] = opts
+    {
+        s.timestamps = Some((
+            u32::from_be_bytes([v0, v1, v2, v3]),
+            u32::from_be_bytes([e0, e1, e2, e3]),
+        ));
+        return s;
+    }
     for o in Options::new(opts) {
         let Ok(o) = o else { break };
         match (o.kind, o.data.len()) {
@@ -133,6 +155,14 @@ mod tests {
         let kinds: Vec<_> = Options::new(&[1, 2, 9]).collect();
         assert_eq!(kinds.len(), 2);
         assert!(kinds[1].is_err());
+    }
+
+    #[test]
+    fn nop_nop_timestamps_read_as_by_the_walk() {
+        let opts = [1, 1, 8, 10, 0, 0, 1, 2, 0xff, 0, 0, 3];
+        let s = summarize(&opts);
+        assert_eq!(s.timestamps, Some((258, 0xff00_0003)));
+        assert_eq!((s.mss, s.wscale, s.sack_count), (None, None, 0));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use crate::analysis::{
     ALL_KINDS, Kind, LostHint, PacketInfo, RstCheck, Side, TcpState, Transition,
 };
-use crate::report::tcpdump::dec;
+use crate::report::tcpdump::{CUR_TEXT, Cur, CurBuf, Sink, dec};
 use std::io::{self, Write};
 
 const RESET: &str = "\x1b[0m";
@@ -24,6 +24,9 @@ const DIM: &str = "\x1b[2m";
 #[derive(Debug)]
 pub struct Annotator {
     buf: Vec<u8>,
+    /// The line of a packet with no kind and no state change (84% of them), written
+    /// through a cursor: no capacity check per piece (the longest is 57 bytes).
+    quiet: CurBuf,
     explain: bool,
     color: bool,
 }
@@ -40,11 +43,11 @@ impl Dur {
     /// Appends the text to `out`.
     pub fn push(self, out: &mut Vec<u8>) {
         let mut buf = [0u8; DUR_MAX];
-        out.extend_from_slice(self.text(&mut buf).as_bytes());
+        out.extend_from_slice(self.text(&mut buf));
     }
 
-    /// The text, written into `buf`.
-    fn text(self, buf: &mut [u8; DUR_MAX]) -> &str {
+    /// The text (ASCII), written into `buf`.
+    fn text(self, buf: &mut [u8; DUR_MAX]) -> &[u8] {
         let ns = self.0;
         // unsigned_abs: i64::MIN (a saturated time difference) has no i64 absolute value.
         let abs = ns.unsigned_abs();
@@ -81,7 +84,7 @@ impl Dur {
             put(frac);
         }
         put(unit.as_bytes());
-        std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default()
+        buf.get(..len).unwrap_or_default()
     }
 }
 
@@ -121,7 +124,8 @@ fn round_scaled(v: f64, scale: u64) -> u128 {
 
 impl std::fmt::Display for Dur {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.text(&mut [0; DUR_MAX]))
+        let mut buf = [0; DUR_MAX];
+        f.write_str(std::str::from_utf8(self.text(&mut buf)).unwrap_or_default())
     }
 }
 
@@ -130,6 +134,7 @@ impl Annotator {
     pub fn new(explain: bool, color: bool) -> Self {
         Annotator {
             buf: Vec::with_capacity(256),
+            quiet: [0; CUR_TEXT + 32],
             explain,
             color,
         }
@@ -138,6 +143,11 @@ impl Annotator {
     /// Writes the annotation of one packet (one line, two with `--explain` on handshake, close
     /// and RST packets).
     pub fn write(&mut self, out: &mut dyn Write, info: &PacketInfo) -> io::Result<()> {
+        if is_quiet(info) {
+            let mut w = Cur::new(&mut self.quiet);
+            quiet_line(&mut w, info);
+            return out.write_all(w.text());
+        }
         self.buf.clear();
         self.compose(info)?;
         out.write_all(&self.buf)
@@ -183,7 +193,7 @@ impl Annotator {
         let who = p.from.unwrap_or(Side::Client);
         // Most packets have no kind and change no state: only the progress part below, with
         // no colour and no `--explain` line; written without walking the cases.
-        if p.kinds.is_empty() && p.transitions.iter().all(Option::is_none) {
+        if is_quiet(p) {
             self.s("    ↳ ");
             let mut first = true;
             self.progress(p, &mut first);
@@ -629,6 +639,43 @@ impl Annotator {
         }
         Ok(())
     }
+}
+
+/// The line of a packet [`is_quiet`] accepts, as `compose` writes it (the progress part
+/// alone).
+#[inline(always)]
+fn quiet_line(w: &mut Cur<'_>, p: &PacketInfo) {
+    w.extend_from_slice("    ↳ ".as_bytes());
+    w.put(
+        match p.from.unwrap_or(Side::Client) {
+            Side::Client => *b"client",
+            Side::Server => *b"server",
+        },
+        6,
+    );
+    if p.payload > 0 {
+        w.put(*b" data \0\0", 6);
+        dec(w, p.rel_seq);
+        w.put([b':'], 1);
+        dec(w, p.rel_seq.wrapping_add(p.payload));
+        w.put(*b" (", 2);
+        dec(w, p.payload);
+        w.put(*b" B)\n", 4);
+    } else {
+        match p.rel_ack {
+            Some(a) => {
+                w.put(*b" ACK \0\0\0", 5);
+                dec(w, a);
+                w.put([b'\n'], 1);
+            }
+            None => w.extend_from_slice(b" segment, no ACK\n"),
+        }
+    }
+}
+
+/// A packet with no kind and no state change: its annotation is the progress part alone.
+fn is_quiet(p: &PacketInfo) -> bool {
+    p.kinds.is_empty() && p.transitions.iter().all(Option::is_none)
 }
 
 /// The packet's kinds as a bit set: the many membership tests per line cost one AND each

@@ -2,7 +2,7 @@
 
 use crate::capture::Timestamp;
 use crate::config::TimeFormat;
-use crate::report::tcpdump::{ZEROS, digits8, push_with};
+use crate::report::tcpdump::{Sink, ZEROS, digits8};
 use jiff::tz::TimeZone;
 use std::io::Write;
 
@@ -71,6 +71,14 @@ pub struct Clock {
     /// clock and date formats reuse it.
     sec_cached: Option<i64>,
     sec_text: Vec<u8>,
+    /// `sec_text` in a fixed-size array when it fits (always, for 32-bit times): stored
+    /// with one fixed-size write.
+    sec_word: Option<[u8; 24]>,
+    /// For the default format (`HH:MM:SS.ffffff`): the start, in nanoseconds, of the second
+    /// whose text `hms_word` holds (little-endian), when set. Most packets share their
+    /// second with the one before, so they skip the offset lookup and the other formats.
+    fast_from: Option<i64>,
+    hms_word: u64,
 }
 
 /// Two digits of `v` (0..100) at `at`.
@@ -79,13 +87,13 @@ fn two(text: &mut [u8; 8], at: usize, v: i64) {
     text[at + 1] = b'0' + (v % 10) as u8;
 }
 
-fn hms(out: &mut Vec<u8>, sec: i64) {
+fn hms(out: &mut impl Sink, sec: i64) {
     let s = sec.rem_euclid(86_400);
     let mut text = *b"00:00:00";
     two(&mut text, 0, s / 3600);
     two(&mut text, 3, s / 60 % 60);
     two(&mut text, 6, s % 60);
-    out.extend_from_slice(&text);
+    out.put(text, 8);
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -113,6 +121,9 @@ impl Clock {
             tz,
             sec_cached: None,
             sec_text: Vec::with_capacity(32),
+            sec_word: None,
+            fast_from: None,
+            hms_word: 0,
         }
     }
 
@@ -126,7 +137,7 @@ impl Clock {
         }
     }
 
-    fn frac(&self, out: &mut Vec<u8>, frac: i64) {
+    fn frac(&self, out: &mut impl Sink, frac: i64) {
         let digits = if self.nano { 9 } else { 6 };
         if !(0..10i64.pow(digits as u32)).contains(&frac) {
             // Not reached (fractions are below one second); kept exact all the same.
@@ -135,22 +146,16 @@ impl Clock {
         }
         // `.{frac:06}` / `.{frac:09}` by hand, in place: this runs for every printed packet.
         if self.nano {
-            let hi = (frac / 100_000_000) as u8;
-            let low = (digits8((frac % 100_000_000) as u32) | ZEROS).to_le_bytes();
-            push_with::<10>(out, |t| {
-                t[0] = b'.';
-                t[1] = b'0' + hi;
-                t[2..].copy_from_slice(&low);
-                10
-            });
+            let hi = (frac / 100_000_000) as u128;
+            let low = u128::from(digits8((frac % 100_000_000) as u32) | ZEROS);
+            out.put(
+                (u128::from(b'.') | (0x30 + hi) << 8 | low << 16).to_le_bytes(),
+                10,
+            );
         } else {
             // Eight digits of which the first two are zero: drop them, put the dot in front.
-            let text =
-                (((digits8(frac as u32) | ZEROS) >> 16) << 8 | u64::from(b'.')).to_le_bytes();
-            push_with::<8>(out, |t| {
-                *t = text;
-                7
-            });
+            let text = ((digits8(frac as u32) | ZEROS) >> 16) << 8 | u64::from(b'.');
+            out.put(text.to_le_bytes(), 7);
         }
     }
 
@@ -159,9 +164,9 @@ impl Clock {
         (sec as u32) & 0x8000_0000 != 0
     }
 
-    fn clock(&mut self, out: &mut Vec<u8>, tv: Tv, date: bool) {
+    fn clock(&mut self, out: &mut impl Sink, tv: Tv, date: bool) {
         if Self::bad(tv.sec) {
-            out.extend_from_slice(b"[Error converting time]");
+            let _ = out.write_all(b"[Error converting time]");
             return;
         }
         let local = tv.sec + self.tz.as_mut().map_or(0, |c| c.offset(tv.sec));
@@ -174,13 +179,52 @@ impl Clock {
             }
             hms(&mut self.sec_text, local);
             self.sec_cached = Some(local);
+            self.sec_word = self.sec_text.get(..).and_then(|t| {
+                let mut w = [0u8; 24];
+                w.get_mut(..t.len())?.copy_from_slice(t);
+                Some(w)
+            });
         }
-        out.extend_from_slice(&self.sec_text);
+        // `sec_text` is this second's text: the fast path of `write` may reuse it.
+        if let (false, Ok(w)) = (date, <[u8; 8]>::try_from(self.sec_text.as_slice())) {
+            self.hms_word = u64::from_le_bytes(w);
+            // Only where the 32-bit cast of the seconds (`tv`) is exact.
+            self.fast_from = tv.sec.checked_mul(1_000_000_000);
+        }
+        match self.sec_word {
+            Some(w) => out.put(w, self.sec_text.len()),
+            None => {
+                let _ = out.write_all(&self.sec_text);
+            }
+        }
         self.frac(out, tv.frac);
     }
 
+    /// The column of the default format (`HH:MM:SS.ffffff `) when `ts` is in the second
+    /// last printed; None otherwise (then [`write`](Self::write) does the work).
+    #[inline(always)]
+    pub(crate) fn fast(&self, ts: Timestamp) -> Option<[u8; 16]> {
+        let from = self.fast_from?;
+        // Within the second: one subtraction and one comparison, no division.
+        let ns = u64::try_from(ts.0.checked_sub(from)?)
+            .ok()
+            .filter(|&ns| ns < 1_000_000_000)?;
+        if self.format != TimeFormat::Clock || self.nano {
+            return None;
+        }
+        // `.ffffff `: the fraction's eight digits, of which the first two are zero,
+        // shifted in behind the dot.
+        let frac =
+            ((digits8((ns / 1000) as u32) | ZEROS) >> 16) << 8 | u64::from(b'.') | 0x20 << 56;
+        Some((u128::from(self.hms_word) | u128::from(frac) << 64).to_le_bytes())
+    }
+
     /// Writes the column (with its trailing space) for a printed packet.
-    pub fn write(&mut self, out: &mut Vec<u8>, ts: Timestamp) {
+    pub(crate) fn write(&mut self, out: &mut impl Sink, ts: Timestamp) {
+        if let Some(text) = self.fast(ts) {
+            out.put(text, 16);
+            return;
+        }
         let tv = self.tv(ts);
         match self.format {
             TimeFormat::Clock => self.clock(out, tv, false),
@@ -188,9 +232,9 @@ impl Clock {
             TimeFormat::None => return,
             TimeFormat::Epoch => {
                 if Self::bad(tv.sec) {
-                    out.extend_from_slice(b"[Error converting time]");
+                    let _ = out.write_all(b"[Error converting time]");
                 } else {
-                    out.extend_from_slice(itoa::Buffer::new().format(tv.sec as u32).as_bytes());
+                    let _ = out.write_all(itoa::Buffer::new().format(tv.sec as u32).as_bytes());
                     self.frac(out, tv.frac);
                 }
             }
@@ -210,9 +254,9 @@ impl Clock {
                     sec -= 1;
                     frac += unit;
                 }
-                out.push(if neg { b'-' } else { b' ' });
+                out.put([if neg { b'-' } else { b' ' }], 1);
                 if Self::bad(sec) {
-                    out.extend_from_slice(b"[Error converting time]");
+                    let _ = out.write_all(b"[Error converting time]");
                 } else {
                     hms(out, sec);
                     self.frac(out, frac);
@@ -222,7 +266,7 @@ impl Clock {
                 }
             }
         }
-        out.push(b' ');
+        out.put([b' '], 1);
     }
 
     /// Notes a packet that is not printed: `-ttt` deltas run from the previous packet of any
