@@ -975,8 +975,6 @@ const H_FIN: u8 = 4;
 const H_FIRST_ACK: u8 = 8;
 const H_FIN_ACKED: u8 = 16;
 const H_GOT_FIN: u8 = 32;
-/// In the client's half ([`Side::Client`]'s index): [`PacketInfo::client_acked`].
-const H_CLIENT_ACKED: u8 = 64;
 
 impl TailHalf {
     fn pack(h: &Half, base: i64) -> Option<TailHalf> {
@@ -1107,13 +1105,11 @@ impl Tail {
             (None, Some(t)) => pack_time(t.0, base)?,
             (None, None) => 0,
         };
-        let mut h = [
-            TailHalf::pack(&c.h[0], base)?,
-            TailHalf::pack(&c.h[1], base)?,
-        ];
-        h[Side::Client.index()].bits |= flag(c.client_acked, H_CLIENT_ACKED);
         Some(Tail {
-            h,
+            h: [
+                TailHalf::pack(&c.h[0], base)?,
+                TailHalf::pack(&c.h[1], base)?,
+            ],
             last_ts: c.last_ts,
             id: u32::try_from(c.id).ok()?,
             ended_at: pack_time(ended_at.0, base)?,
@@ -1203,7 +1199,8 @@ impl Conn {
             emitted: true,
             zeek: Zeek::default(),
             pre_nextseq: SeqNumber(0),
-            client_acked: t.h[Side::Client.index()].bits & H_CLIENT_ACKED != 0,
+            // The record is out: the detectors hold nothing more of this connection.
+            client_acked: false,
             server_payload: ServerPayload::default(),
         }
     }

@@ -307,9 +307,8 @@ pub struct PacketInfo {
     pub replaced: Option<(u64, Timestamp)>,
     /// Before this packet, the client had acknowledged since its last handshake SYN (an ACK
     /// without SYN or RST, not a SYN retransmission). The detectors read it here instead of
-    /// looking up their own record of the connection on every packet. Kept in a closed
-    /// connection's tail like the rest of its analysis state (the detectors have forgotten the
-    /// connection by then, so for them it only saves a lookup).
+    /// looking up their own record of the connection on every packet. Not kept once the
+    /// connection's record is out ([`PacketInfo::after_record`]): the detectors forgot it then.
     pub client_acked: bool,
 }
 
