@@ -412,3 +412,123 @@ fn long_chains_stop_at_the_bound() {
     assert!(f.len() > 64_000);
     assert_eq!(kind, Kind::Malformed);
 }
+
+/// One option the printer's common line takes (src/report/tcpdump.rs `common_options`), or
+/// now and then one it does not, with random values.
+fn common_option() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(vec![1u8]),
+        any::<u16>().prop_map(|m| [vec![2, 4], m.to_be_bytes().to_vec()].concat()),
+        any::<u8>().prop_map(|w| vec![3, 3, w]),
+        Just(vec![4u8, 2]),
+        proptest::collection::vec(any::<u32>(), 2..9).prop_map(|e| {
+            let mut v = vec![5, 2 + 4 * (e.len() / 2 * 2) as u8];
+            for x in e.iter().take(e.len() / 2 * 2) {
+                v.extend_from_slice(&x.to_be_bytes());
+            }
+            v
+        }),
+        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| {
+            [
+                vec![8, 10],
+                a.to_be_bytes().to_vec(),
+                b.to_be_bytes().to_vec(),
+            ]
+            .concat()
+        }),
+        // Not taken by the common line: wrong lengths, end of list, unknown kinds.
+        (
+            prop::sample::select(vec![0u8, 2, 3, 4, 5, 8, 30, 99]),
+            0u8..12
+        )
+            .prop_map(|(k, l)| vec![k, l]),
+    ]
+}
+
+/// An Ethernet, raw, null, loopback or SLL frame with IPv4 or IPv6 and TCP whose fields are
+/// random, most of them lines the printer writes by its common path, over few 4-tuples (so
+/// relative numbers come into play).
+fn common_frame() -> impl Strategy<Value = (u16, Vec<u8>, Option<u32>)> {
+    (
+        prop::sample::select(vec![1u16, 101, 0, 108, 113]),
+        any::<bool>(),
+        (0u8..3, 0u8..3, any::<u8>()),
+        (any::<u32>(), any::<u32>(), any::<u16>(), any::<u16>()),
+        prop_oneof![
+            Just(Vec::new()),
+            proptest::collection::vec(common_option(), 0..6)
+        ],
+        0usize..40,
+        prop_oneof![4 => Just(None), 1 => (0u32..200).prop_map(Some)],
+    )
+        .prop_map(
+            |(lt, v6, (a, b, flags), (seq, ack, win, urg), opts, payload, o)| {
+                let mut opt: Vec<u8> = opts.concat();
+                opt.truncate(40);
+                while !opt.len().is_multiple_of(4) {
+                    opt.push(1);
+                }
+                let mut t = Vec::new();
+                t.extend_from_slice(&(40000 + u16::from(a)).to_be_bytes());
+                t.extend_from_slice(&(80 + u16::from(b)).to_be_bytes());
+                t.extend_from_slice(&seq.to_be_bytes());
+                t.extend_from_slice(&ack.to_be_bytes());
+                t.extend_from_slice(&[((20 + opt.len()) / 4) as u8 * 16, flags]);
+                t.extend_from_slice(&win.to_be_bytes());
+                t.extend_from_slice(&[0, 0]);
+                t.extend_from_slice(&urg.to_be_bytes());
+                t.extend_from_slice(&opt);
+                t.extend(std::iter::repeat_n(0x61, payload));
+                let (ethertype, net) = if v6 {
+                    (0x86dd, ipv6(&[], &t, false))
+                } else {
+                    (0x0800, ipv4(&[], &t, 0x4000))
+                };
+                let mut f = link_header(lt, &[], ethertype);
+                f.extend_from_slice(&net);
+                let origlen = o.map(|cut| (f.len() as u32).saturating_sub(cut));
+                (lt, f, origlen)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Most lines are written by a fast path for the common case; `-#` (which only puts the
+    /// packet number in front) sends every line through the general one. Both must print the
+    /// same text, packet after packet.
+    #[test]
+    fn common_lines_print_as_the_general_path(
+        frames in proptest::collection::vec((common_frame(), 0i64..3_000_000_000), 1..24),
+        fmt in line_format(),
+    ) {
+        let fast_fmt = LineFormat { number: false, link_header: false, verbose: 0, ..fmt };
+        let (mut fast, mut general) = (
+            TcpdumpPrinter::new(fast_fmt),
+            TcpdumpPrinter::new(LineFormat { number: true, ..fast_fmt }),
+        );
+        let mut ts = 1_700_000_000_000_000_000i64;
+        for (i, ((lt, data, origlen), gap)) in frames.iter().enumerate() {
+            ts += gap;
+            let frame = Frame {
+                number: i as u64 + 1,
+                ts: Timestamp(ts),
+                linktype: Linktype(*lt),
+                iface: 0,
+                origlen: origlen.unwrap_or(data.len() as u32),
+                data,
+            };
+            let d = decode::decode(&frame);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            fast.write_packet(&mut a, &frame, &d).unwrap();
+            general.write_packet(&mut b, &frame, &d).unwrap();
+            let prefix = format!("{:5}  ", i + 1);
+            prop_assert!(b.starts_with(prefix.as_bytes()) || b.is_empty());
+            prop_assert_eq!(
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(b.get(prefix.len()..).unwrap_or_default())
+            );
+        }
+    }
+}

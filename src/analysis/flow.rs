@@ -70,38 +70,98 @@ impl Key {
     }
 }
 
-/// Shards of the tail table. A hash table grows by doubling, and while it copies, the old and
-/// the new one are both allocated: for one table of 100k tails that is 11 + 22 MB at once.
-/// Sixteen tables grow one at a time, each by 1/16 of that.
-const TAIL_SHARDS: usize = 16;
+/// A tail's key in its slot: an IPv4 key whole (16 bytes instead of 40), an IPv6 key as its
+/// place in [`Tails::v6_keys`].
+#[derive(Clone, Copy, Debug)]
+struct SlotKey {
+    lo: u32,
+    hi: u32,
+    /// The lower end's port in the high 16 bits.
+    ports: u32,
+    /// [`V4`], or the IPv6 key's index.
+    v6: u32,
+}
+
+const V4: u32 = u32::MAX;
+
+impl SlotKey {
+    /// The key, whole.
+    fn key(&self, v6_keys: &[Key]) -> Key {
+        if self.v6 == V4 {
+            Key {
+                addr: [0, u64::from(self.lo), 0, u64::from(self.hi)],
+                port: [(self.ports >> 16) as u16, self.ports as u16],
+                v6: false,
+            }
+        } else {
+            v6_keys[self.v6 as usize]
+        }
+    }
+
+    fn is(&self, k: &Key, v6_keys: &[Key]) -> bool {
+        if k.v6 {
+            self.v6 != V4 && v6_keys[self.v6 as usize] == *k
+        } else {
+            // An IPv4 key's addresses are below 2^32 (`words`).
+            self.v6 == V4
+                && u64::from(self.lo) == k.addr[1]
+                && u64::from(self.hi) == k.addr[3]
+                && self.ports == u32::from(k.port[0]) << 16 | u32::from(k.port[1])
+        }
+    }
+}
+
+/// Tails per slab chunk: the slab grows a chunk (576 KiB) at a time, never by doubling.
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
 
 /// Closed connections whose record is out, keyed like the live ones, with a queue of when
 /// each must be looked at again, so the sweep does not visit every tail every second.
+///
+/// Memory per tail: its 144-byte slot ([`SlotKey`] and [`Tail`]; an IPv6 key takes 40 bytes
+/// more) in a chunked slab, a 4-byte slot in the hash index (positions into the slab, hashed
+/// through the key they point to), and an 8-byte queue entry.
 #[derive(Debug)]
 struct Tails {
-    shards: Vec<HashTable<(Key, Tail)>>,
+    /// Chunks of [`CHUNK`] slots (the last one may be shorter); slot `i` is
+    /// `chunks[i / CHUNK][i % CHUNK]`.
+    chunks: Vec<Vec<(SlotKey, Tail)>>,
+    /// The IPv6 tails' keys, and the free places among them.
+    v6_keys: Vec<Key>,
+    free_v6: Vec<u32>,
+    /// Which slots hold a tail (a bit per slot).
+    used: Vec<u64>,
+    /// Slots freed, reused first.
+    free: Vec<u32>,
+    /// Slot numbers of the tails, by key.
+    index: HashTable<u32>,
     /// Not the live table's hasher type: a second use of that one made the per-packet hash an
     /// out-of-line call.
     hasher: foldhash::quality::RandomState,
-    /// (when, key hash), earliest first: no later than the tail's 2 MSL or idle timeout.
-    /// Entries of tails gone or updated since are dropped when they come up.
-    queue: BinaryHeap<Reverse<(i64, u64)>>,
+    /// Time-bucketed wake-ups, earliest first: the capture second ([`Tails::bucket`]) in the
+    /// high 32 bits, the slot in the low 32. A tail has one in the second of its `due` (or
+    /// later while a saturated time keeps it); entries of tails gone or moved since are
+    /// dropped when they come up.
+    queue: BinaryHeap<Reverse<u64>>,
+    /// The first tail's due second: buckets count seconds from 2^31 before it.
+    origin: Option<i64>,
     len: usize,
     two_msl: i64,
     idle: i64,
 }
 
-/// Which shard: bits hashbrown uses neither for the bucket (low bits) nor the tag (top 7).
-fn shard(h: u64) -> usize {
-    (h >> 32) as usize % TAIL_SHARDS
-}
-
 impl Tails {
     fn new(cfg: &AnalysisConfig) -> Tails {
         Tails {
-            shards: (0..TAIL_SHARDS).map(|_| HashTable::new()).collect(),
+            chunks: Vec::new(),
+            v6_keys: Vec::new(),
+            free_v6: Vec::new(),
+            used: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
             hasher: foldhash::quality::RandomState::default(),
             queue: BinaryHeap::new(),
+            origin: None,
             len: 0,
             two_msl: cfg.msl_ns.saturating_mul(2),
             idle: cfg.idle_ns,
@@ -120,39 +180,129 @@ impl Tails {
             .min(t.last_ts.0.saturating_add(idle))
     }
 
-    fn contains_key(&self, k: &Key) -> bool {
-        if self.len == 0 {
-            return false;
-        }
-        let h = self.hasher.hash_one(k);
-        self.shards[shard(h)].find(h, |e| e.0 == *k).is_some()
+    /// The queue's bucket of time `t`: whole seconds from 2^31 s before the first tail's due
+    /// second, clamped to 32 bits (times beyond ±68 years of it share the end buckets, which
+    /// the sweep then looks at again each time).
+    fn bucket(&self, t: i64) -> u64 {
+        let rel = t
+            .div_euclid(SWEEP_NS)
+            .saturating_sub(self.origin.unwrap_or(0))
+            .saturating_add(1 << 31);
+        rel.clamp(0, i64::from(u32::MAX)) as u64
     }
 
-    fn remove(&mut self, k: &Key) -> Option<Tail> {
+    fn slot(&self, i: u32) -> &(SlotKey, Tail) {
+        let i = i as usize;
+        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+
+    fn is_used(&self, i: u32) -> bool {
+        self.used
+            .get(i as usize / 64)
+            .is_some_and(|w| w >> (i % 64) & 1 == 1)
+    }
+
+    fn find(&self, k: &Key) -> Option<(u64, u32)> {
         if self.len == 0 {
             return None;
         }
         let h = self.hasher.hash_one(k);
-        let e = self.shards[shard(h)].find_entry(h, |e| e.0 == *k).ok()?;
+        let i = *self
+            .index
+            .find(h, |&i| self.slot(i).0.is(k, &self.v6_keys))?;
+        Some((h, i))
+    }
+
+    fn contains_key(&self, k: &Key) -> bool {
+        self.find(k).is_some()
+    }
+
+    /// Frees slot `i`, whose key hashes to `h`; its tail.
+    fn take(&mut self, h: u64, i: u32) -> Tail {
+        if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
+            e.remove();
+        }
+        self.used[i as usize / 64] &= !(1 << (i % 64));
+        self.free.push(i);
+        let v6 = self.slot(i).0.v6;
+        if v6 != V4 {
+            self.free_v6.push(v6);
+        }
         self.len -= 1;
-        Some(e.remove().0.1)
+        self.slot(i).1
+    }
+
+    fn remove(&mut self, k: &Key) -> Option<Tail> {
+        let (h, i) = self.find(k)?;
+        Some(self.take(h, i))
     }
 
     /// Adds the tail of a connection not held here.
     fn insert(&mut self, k: Key, t: Tail) {
+        let due = Self::due(&t, self.two_msl, self.idle);
+        self.origin.get_or_insert(due.div_euclid(SWEEP_NS));
+        let sk = if k.v6 {
+            let j = match self.free_v6.pop() {
+                Some(j) => {
+                    self.v6_keys[j as usize] = k;
+                    j
+                }
+                None => {
+                    self.v6_keys.push(k);
+                    // Below 2^32 - 1 ([`V4`]): one per tail held.
+                    (self.v6_keys.len() - 1) as u32
+                }
+            };
+            SlotKey {
+                lo: 0,
+                hi: 0,
+                ports: 0,
+                v6: j,
+            }
+        } else {
+            SlotKey {
+                lo: k.addr[1] as u32,
+                hi: k.addr[3] as u32,
+                ports: u32::from(k.port[0]) << 16 | u32::from(k.port[1]),
+                v6: V4,
+            }
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                let i_ = i as usize;
+                self.chunks[i_ >> CHUNK_BITS][i_ & (CHUNK - 1)] = (sk, t);
+                i
+            }
+            None => {
+                if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+                    self.chunks.push(Vec::with_capacity(CHUNK));
+                    self.used.resize(self.chunks.len() * CHUNK / 64, 0);
+                }
+                let n = (self.chunks.len() - 1) * CHUNK;
+                let last = self.chunks.last_mut().expect("a chunk was just ensured");
+                last.push((sk, t));
+                // A slot per tail held: 2^32 of them would need 700 GB.
+                (n + last.len() - 1) as u32
+            }
+        };
+        self.used[i as usize / 64] |= 1 << (i % 64);
         let h = self.hasher.hash_one(k);
-        self.queue
-            .push(Reverse((Self::due(&t, self.two_msl, self.idle), h)));
-        let hasher = &self.hasher;
-        self.shards[shard(h)].insert_unique(h, (k, t), |e| hasher.hash_one(e.0));
+        let (chunks, v6_keys, hasher) = (&self.chunks, &self.v6_keys, &self.hasher);
+        self.index.insert_unique(h, i, |&j| {
+            let j = j as usize;
+            hasher.hash_one(chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].0.key(v6_keys))
+        });
         self.len += 1;
+        self.queue
+            .push(Reverse(self.bucket(due) << 32 | u64::from(i)));
         if self.queue.len() > 2 * self.len + 1024 {
             // Late packets leave stale entries behind: start again from the tails.
-            let v: Vec<Reverse<(i64, u64)>> = self
-                .iter()
-                .map(|(k, t)| {
-                    let due = Self::due(t, self.two_msl, self.idle);
-                    Reverse((due, self.hasher.hash_one(k)))
+            let v: Vec<Reverse<u64>> = (0..self.chunks.iter().map(Vec::len).sum::<usize>())
+                .map(|i| i as u32)
+                .filter(|&i| self.is_used(i))
+                .map(|i| {
+                    let due = Self::due(&self.slot(i).1, self.two_msl, self.idle);
+                    Reverse(self.bucket(due) << 32 | u64::from(i))
                 })
                 .collect();
             self.queue = BinaryHeap::from(v);
@@ -161,42 +311,45 @@ impl Tails {
 
     /// Frees the tails the sweep at `now` frees.
     fn expire(&mut self, now: i64) {
-        let Tails {
-            shards,
-            hasher,
-            queue,
-            len,
-            two_msl,
-            idle,
-        } = self;
-        let (two_msl, idle) = (*two_msl, *idle);
-        while let Some(&Reverse((at, h))) = queue.peek() {
-            if at > now {
+        let (two_msl, idle) = (self.two_msl, self.idle);
+        let nb = self.bucket(now);
+        let mut again = Vec::new();
+        while let Some(&Reverse(e)) = self.queue.peek() {
+            if e >> 32 > nb {
                 break;
             }
-            queue.pop();
-            let table = &mut shards[shard(h)];
-            let mine = |k: &Key| hasher.hash_one(k) == h;
-            while let Ok(e) =
-                table.find_entry(h, |(k, t)| mine(k) && Self::gone(t, now, two_msl, idle))
-            {
-                e.remove();
-                *len -= 1;
+            self.queue.pop();
+            let i = e as u32;
+            if !self.is_used(i) {
+                continue;
             }
-            // A tail still here whose entry this was (its `due` is early only when a time
-            // saturates) is looked at again at the next sweep.
-            if now < i64::MAX
-                && table
-                    .iter_hash(h)
-                    .any(|(k, t)| mine(k) && Self::due(t, two_msl, idle) <= now)
-            {
-                queue.push(Reverse((now + 1, h)));
+            let (k, t) = self.slot(i);
+            if Self::gone(t, now, two_msl, idle) {
+                let h = self.hasher.hash_one(k.key(&self.v6_keys));
+                self.take(h, i);
+                continue;
+            }
+            let due = Self::due(t, two_msl, idle);
+            if due <= now {
+                // Early only when a time saturates: looked at again at the next sweep.
+                if now < i64::MAX {
+                    again.push(self.bucket(now + 1) << 32 | u64::from(i));
+                }
+            } else if self.bucket(due) == e >> 32 {
+                // Due later in this second.
+                again.push(e);
             }
         }
+        self.queue.extend(again.into_iter().map(Reverse));
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&Key, &Tail)> {
-        self.shards.iter().flatten().map(|(k, t)| (k, t))
+    fn iter(&self) -> impl Iterator<Item = (Key, &Tail)> {
+        self.chunks
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|&(i, _)| self.is_used(i as u32))
+            .map(|(_, (k, t))| (k.key(&self.v6_keys), t))
     }
 }
 
@@ -406,7 +559,7 @@ impl FlowTable {
         self.scratch
             .extend(self.map.iter().map(|(k, c)| (c.last_ts.0, c.id, *k)));
         self.scratch
-            .extend(self.tails.iter().map(|(k, t)| (t.last_ts.0, t.id(), *k)));
+            .extend(self.tails.iter().map(|(k, t)| (t.last_ts.0, t.id(), k)));
         let n = (self.scratch.len() / 16).max(1);
         if n < self.scratch.len() {
             self.scratch.select_nth_unstable_by_key(n, |e| (e.0, e.1));
@@ -451,5 +604,47 @@ impl FlowTable {
         self.due = Vec::new();
         self.map = HashMap::default();
         self.tails = Tails::new(&self.cfg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot size docs/performance.md counts per connection in TIME_WAIT.
+    #[test]
+    fn a_tail_slot_is_144_bytes() {
+        assert_eq!(size_of::<(SlotKey, Tail)>(), 144);
+    }
+
+    #[test]
+    fn slot_keys_give_the_key_back() {
+        let v6 = Key {
+            addr: [1, 2, 3, 4],
+            port: [80, 40000],
+            v6: true,
+        };
+        let v4 = Key {
+            addr: [0, 0x0a00_0001, 0, 0xffff_ffff],
+            port: [65535, 0],
+            v6: false,
+        };
+        let keys = [v6];
+        let s4 = SlotKey {
+            lo: 0x0a00_0001,
+            hi: 0xffff_ffff,
+            ports: 65535 << 16,
+            v6: V4,
+        };
+        let s6 = SlotKey {
+            lo: 0,
+            hi: 0,
+            ports: 0,
+            v6: 0,
+        };
+        assert_eq!(s4.key(&keys), v4);
+        assert_eq!(s6.key(&keys), v6);
+        assert!(s4.is(&v4, &keys) && s6.is(&v6, &keys));
+        assert!(!s4.is(&v6, &keys) && !s6.is(&v4, &keys));
     }
 }

@@ -13,19 +13,40 @@ use super::{DetectConfig, Figures, Finding, FindingKind, MAX_KEYS, NS_PER_SEC, r
 use crate::analysis::{ConnSummary, EndReason, Side};
 use crate::capture::Timestamp;
 use crate::report::ndjson::Rfc3339;
+use hashbrown::HashTable;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 
+/// One side of one connection in TIME_WAIT: 24 bytes, in entry order in [`TimeWait::ring`].
 #[derive(Clone, Copy, Debug)]
-struct Entry {
-    host: IpAddr,
-    /// The peer, when the host was the client (its local port is then ephemeral).
-    dest: Option<SocketAddr>,
+struct Tw {
+    /// When its 2 MSL is over.
+    at: i64,
+    id: u64,
+    /// Index in `hosts`, the side in [`SIDE_BIT`]; [`GONE`] once it left early (replaced).
+    host: u32,
+    /// Index in `dests` when it was counted there, else [`NO_DEST`].
+    dest: u32,
+}
+
+const SIDE_BIT: u32 = 1 << 31;
+const GONE: u32 = u32::MAX;
+const NO_DEST: u32 = u32::MAX;
+
+/// Local ports one host holds in TIME_WAIT toward one destination (client role).
+#[derive(Clone, Copy, Debug)]
+struct Dest {
+    host: u32,
+    addr: SocketAddr,
+    /// 0: a free slot.
+    n: u32,
 }
 
 #[derive(Debug)]
 struct Host {
+    ip: IpAddr,
     now: u32,
     peak: u32,
     peak_ts: Timestamp,
@@ -44,6 +65,32 @@ struct Host {
     first_above: Option<Timestamp>,
     last_above: Timestamp,
     episodes: u32,
+}
+
+impl Host {
+    fn new(ip: IpAddr, ts: Timestamp) -> Host {
+        Host {
+            ip,
+            now: 0,
+            peak: 0,
+            peak_ts: ts,
+            entered: 0,
+            as_server: 0,
+            as_client: 0,
+            first_entry: ts,
+            last_entry: ts,
+            rate: Window::new(NS_PER_SEC),
+            peak_rate: 0,
+            port_min: u16::MAX,
+            port_max: 0,
+            dest_peak: 0,
+            dest_peak_addr: None,
+            above: false,
+            first_above: None,
+            last_above: ts,
+            episodes: 0,
+        }
+    }
 }
 
 /// What the time_wait_buildup detector measured for one host.
@@ -83,14 +130,28 @@ pub struct TimeWaitFigures {
 }
 
 /// The detector.
+///
+/// Memory: per side in TIME_WAIT one 24-byte [`Tw`] in entry order plus a 4-byte slot in a
+/// hash index of them; per host one `Host` (at most [`MAX_KEYS`]), per (host, destination) with
+/// ports in TIME_WAIT one `Dest` (at most [`MAX_KEYS`] at once). Indexes are `u32` positions,
+/// hashed through what they point to, so no key is stored twice.
 #[derive(Debug)]
 pub struct TimeWait {
     cfg: DetectConfig,
-    hosts: HashMap<IpAddr, Host, foldhash::fast::RandomState>,
-    live: HashMap<(u64, u8), Entry, foldhash::fast::RandomState>,
-    queue: VecDeque<(i64, u64, u8)>,
-    dests: HashMap<(IpAddr, SocketAddr), u32, foldhash::fast::RandomState>,
-    fired: Vec<IpAddr>,
+    hasher: foldhash::fast::RandomState,
+    hosts: Vec<Host>,
+    host_index: HashTable<u32>,
+    /// Entries in TIME_WAIT order (each leaves 2 MSL after it came, in this order), and those
+    /// that left early, until they come up or `compact` drops them.
+    ring: VecDeque<Tw>,
+    /// Sequence number of `ring[0]`: an entry's sequence number is its position plus this.
+    base: u32,
+    /// Sequence numbers of the entries still in TIME_WAIT, by (connection id, side).
+    live: HashTable<u32>,
+    dests: Vec<Dest>,
+    dest_index: HashTable<u32>,
+    free_dests: Vec<u32>,
+    fired: Vec<u32>,
 }
 
 fn range_of(lo: u16, hi: u16) -> u32 {
@@ -103,17 +164,46 @@ fn range_of(lo: u16, hi: u16) -> u32 {
     }
 }
 
+/// Most sides followed in TIME_WAIT at once whatever `--max-connections` says: positions in
+/// the ring stay below 2^32 (the ring holds at most twice the live entries plus 1024).
+const MAX_FOLLOWED: usize = 1 << 30;
+
 impl TimeWait {
     /// An empty detector.
     pub fn new(cfg: DetectConfig) -> Self {
         TimeWait {
             cfg,
-            hosts: HashMap::default(),
-            live: HashMap::default(),
-            queue: VecDeque::new(),
-            dests: HashMap::default(),
+            hasher: foldhash::fast::RandomState::default(),
+            hosts: Vec::new(),
+            host_index: HashTable::new(),
+            ring: VecDeque::new(),
+            base: 0,
+            live: HashTable::new(),
+            dests: Vec::new(),
+            dest_index: HashTable::new(),
+            free_dests: Vec::new(),
             fired: Vec::new(),
         }
+    }
+
+    fn tw_hash(&self, id: u64, side: u32) -> u64 {
+        self.hasher.hash_one((id, side))
+    }
+
+    /// The entry with sequence number `seq`.
+    fn at_seq(ring: &VecDeque<Tw>, base: u32, seq: u32) -> &Tw {
+        &ring[seq.wrapping_sub(base) as usize]
+    }
+
+    /// Where (connection id, side bit) sits in `ring`, if it is in TIME_WAIT.
+    fn find(&self, id: u64, side: u32) -> Option<u32> {
+        let (ring, base) = (&self.ring, self.base);
+        self.live
+            .find(self.tw_hash(id, side), |&q| {
+                let e = Self::at_seq(ring, base, q);
+                e.id == id && e.host & SIDE_BIT == side
+            })
+            .copied()
     }
 
     /// `side` of connection `id`, at `host` talking to `peer`, entered TIME_WAIT at `ts`.
@@ -125,36 +215,30 @@ impl TimeWait {
         peer: SocketAddr,
         ts: Timestamp,
     ) {
-        let key = (id, side.index() as u8);
+        let side_bit = if side.index() == 0 { 0 } else { SIDE_BIT };
         // At most --max-connections TIME_WAITs are followed at once: they outlive the flow
         // table's connections, so its bound does not hold them.
-        if self.live.contains_key(&key) || self.live.len() >= self.cfg.max_tracked.max(1) {
+        if self.find(id, side_bit).is_some()
+            || self.live.len() >= self.cfg.max_tracked.clamp(1, MAX_FOLLOWED)
+        {
             return;
         }
         let ip = host.ip();
-        if !self.hosts.contains_key(&ip) && self.hosts.len() >= MAX_KEYS {
-            return;
-        }
-        let h = self.hosts.entry(ip).or_insert_with(|| Host {
-            now: 0,
-            peak: 0,
-            peak_ts: ts,
-            entered: 0,
-            as_server: 0,
-            as_client: 0,
-            first_entry: ts,
-            last_entry: ts,
-            rate: Window::new(NS_PER_SEC),
-            peak_rate: 0,
-            port_min: u16::MAX,
-            port_max: 0,
-            dest_peak: 0,
-            dest_peak_addr: None,
-            above: false,
-            first_above: None,
-            last_above: ts,
-            episodes: 0,
-        });
+        let hh = self.hasher.hash_one(ip);
+        let hosts = &self.hosts;
+        let hi = match self.host_index.find(hh, |&i| hosts[i as usize].ip == ip) {
+            Some(&i) => i,
+            None if self.hosts.len() >= MAX_KEYS => return,
+            None => {
+                let i = self.hosts.len() as u32;
+                self.hosts.push(Host::new(ip, ts));
+                let (hosts, hasher) = (&self.hosts, &self.hasher);
+                self.host_index
+                    .insert_unique(hh, i, |&j| hasher.hash_one(hosts[j as usize].ip));
+                i
+            }
+        };
+        let h = &mut self.hosts[hi as usize];
         h.now += 1;
         h.entered += 1;
         h.last_entry = ts;
@@ -179,61 +263,132 @@ impl TimeWait {
                 h.episodes += 1;
                 if h.first_above.is_none() {
                     h.first_above = Some(ts);
-                    self.fired.push(ip);
+                    self.fired.push(hi);
                 }
             }
             h.last_above = ts;
         }
-        if let Some(d) = dest
-            && (self.dests.contains_key(&(ip, d)) || self.dests.len() < MAX_KEYS)
-        {
-            let n = self.dests.entry((ip, d)).or_insert(0);
-            *n += 1;
-            if *n > h.dest_peak {
-                h.dest_peak = *n;
-                h.dest_peak_addr = Some(d);
-            }
-        }
-        self.live.insert(key, Entry { host: ip, dest });
-        self.queue
-            .push_back((ts.0.saturating_add(self.cfg.two_msl_ns), id, key.1));
-        let live = &self.live;
-        super::compact(&mut self.queue, live.len(), |e| {
-            live.contains_key(&(e.1, e.2))
+        let di = dest.map_or(NO_DEST, |d| self.count_dest(hi, d));
+        let seq = self.base.wrapping_add(self.ring.len() as u32);
+        self.ring.push_back(Tw {
+            at: ts.0.saturating_add(self.cfg.two_msl_ns),
+            id,
+            host: hi | side_bit,
+            dest: di,
         });
+        let (ring, base, hasher) = (&self.ring, self.base, &self.hasher);
+        self.live
+            .insert_unique(self.tw_hash(id, side_bit), seq, |&q| {
+                let e = Self::at_seq(ring, base, q);
+                hasher.hash_one((e.id, e.host & SIDE_BIT))
+            });
+        let len = self.ring.len();
+        super::compact(&mut self.ring, self.live.len(), |e| e.host != GONE);
+        if self.ring.len() != len {
+            self.reindex();
+        }
     }
 
-    fn leave(&mut self, key: (u64, u8), at: Timestamp) {
-        let Some(e) = self.live.remove(&key) else {
-            return;
+    /// Counts a port of host `hi` in TIME_WAIT toward `d`; its `dests` index, or [`NO_DEST`]
+    /// when [`MAX_KEYS`] pairs are counted already.
+    fn count_dest(&mut self, hi: u32, d: SocketAddr) -> u32 {
+        let dh = self.hasher.hash_one((hi, d));
+        let dests = &self.dests;
+        let di = match self.dest_index.find(dh, |&i| {
+            let e = &dests[i as usize];
+            e.host == hi && e.addr == d
+        }) {
+            Some(&i) => i,
+            None if self.dest_index.len() >= MAX_KEYS => return NO_DEST,
+            None => {
+                let slot = Dest {
+                    host: hi,
+                    addr: d,
+                    n: 0,
+                };
+                let i = match self.free_dests.pop() {
+                    Some(i) => {
+                        self.dests[i as usize] = slot;
+                        i
+                    }
+                    None => {
+                        self.dests.push(slot);
+                        (self.dests.len() - 1) as u32
+                    }
+                };
+                let (dests, hasher) = (&self.dests, &self.hasher);
+                self.dest_index.insert_unique(dh, i, |&j| {
+                    let e = &dests[j as usize];
+                    hasher.hash_one((e.host, e.addr))
+                });
+                i
+            }
         };
-        if let Some(h) = self.hosts.get_mut(&e.host) {
-            if h.above {
-                h.last_above = at;
-            }
-            h.now = h.now.saturating_sub(1);
-            if h.above && h.now < self.cfg.time_wait_threshold / 2 {
-                h.above = false;
-            }
+        let n = &mut self.dests[di as usize].n;
+        *n += 1;
+        let n = *n;
+        let h = &mut self.hosts[hi as usize];
+        if n > h.dest_peak {
+            h.dest_peak = n;
+            h.dest_peak_addr = Some(d);
         }
-        if let Some(d) = e.dest
-            && let Some(n) = self.dests.get_mut(&(e.host, d))
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.dests.remove(&(e.host, d));
+        di
+    }
+
+    /// The live entries' sequence numbers after `ring` was compacted.
+    fn reindex(&mut self) {
+        self.live.clear();
+        let (ring, base, hasher) = (&self.ring, self.base, &self.hasher);
+        for (i, e) in ring.iter().enumerate() {
+            let seq = base.wrapping_add(i as u32);
+            self.live
+                .insert_unique(hasher.hash_one((e.id, e.host & SIDE_BIT)), seq, |&q| {
+                    let e = Self::at_seq(ring, base, q);
+                    hasher.hash_one((e.id, e.host & SIDE_BIT))
+                });
+        }
+    }
+
+    /// The entry at sequence number `seq` leaves TIME_WAIT at `at`.
+    fn leave(&mut self, seq: u32, at: Timestamp) {
+        let e = Self::at_seq(&self.ring, self.base, seq);
+        let (id, host, dest) = (e.id, e.host, e.dest);
+        let hash = self.tw_hash(id, host & SIDE_BIT);
+        if let Ok(o) = self.live.find_entry(hash, |&q| q == seq) {
+            o.remove();
+        }
+        let h = &mut self.hosts[(host & !SIDE_BIT) as usize];
+        if h.above {
+            h.last_above = at;
+        }
+        h.now = h.now.saturating_sub(1);
+        if h.above && h.now < self.cfg.time_wait_threshold / 2 {
+            h.above = false;
+        }
+        if dest != NO_DEST {
+            let d = &mut self.dests[dest as usize];
+            d.n -= 1;
+            if d.n == 0 {
+                let dh = self.hasher.hash_one((d.host, d.addr));
+                if let Ok(o) = self.dest_index.find_entry(dh, |&i| i == dest) {
+                    o.remove();
+                }
+                self.free_dests.push(dest);
             }
         }
     }
 
     /// Connections whose 2 MSL is over leave TIME_WAIT.
     pub(crate) fn advance(&mut self, now: Timestamp) {
-        while let Some(&(at, id, side)) = self.queue.front() {
-            if at > now.0 {
+        while let Some(&e) = self.ring.front() {
+            if e.at > now.0 {
                 break;
             }
-            self.queue.pop_front();
-            self.leave((id, side), Timestamp(at));
+            if e.host != GONE {
+                self.leave(self.base, Timestamp(e.at));
+            }
+            self.ring.pop_front();
+            self.base = self.base.wrapping_add(1);
         }
     }
 
@@ -246,32 +401,39 @@ impl TimeWait {
 
     /// A new connection took the 4-tuple of connection `id`, last active at `at`.
     pub(crate) fn replaced(&mut self, id: u64, at: Timestamp) {
-        self.leave((id, 0), at);
-        self.leave((id, 1), at);
-    }
-
-    pub(crate) fn take_fired(&mut self, out: &mut Vec<Finding>) {
-        for ip in std::mem::take(&mut self.fired) {
-            if let Some(h) = self.hosts.get(&ip) {
-                out.push(self.finding(ip, h, h.last_entry));
+        if self.live.is_empty() {
+            return;
+        }
+        for side in [0, SIDE_BIT] {
+            if let Some(seq) = self.find(id, side) {
+                self.leave(seq, at);
+                let pos = seq.wrapping_sub(self.base) as usize;
+                self.ring[pos].host = GONE;
             }
         }
     }
 
+    pub(crate) fn take_fired(&mut self, out: &mut Vec<Finding>) {
+        for i in std::mem::take(&mut self.fired) {
+            let h = &self.hosts[i as usize];
+            out.push(self.finding(h, h.last_entry));
+        }
+    }
+
     pub(crate) fn findings(&self, end: Timestamp, out: &mut Vec<Finding>) {
-        let mut v: Vec<(&IpAddr, &Host)> = self
+        let mut v: Vec<&Host> = self
             .hosts
             .iter()
-            .filter(|(_, h)| h.first_above.is_some())
+            .filter(|h| h.first_above.is_some())
             .collect();
-        v.sort_by_key(|(ip, _)| **ip);
-        out.extend(v.into_iter().map(|(ip, h)| {
+        v.sort_by_key(|h| h.ip);
+        out.extend(v.into_iter().map(|h| {
             let last = if h.above { end } else { h.last_above };
-            self.finding(*ip, h, last)
+            self.finding(h, last)
         }));
     }
 
-    fn finding(&self, ip: IpAddr, h: &Host, last: Timestamp) -> Finding {
+    fn finding(&self, h: &Host, last: Timestamp) -> Finding {
         let thr = f64::from(self.cfg.time_wait_threshold.max(1));
         let over = (f64::from(h.peak) - thr) / thr;
         let conf = (0.6 + 0.35 * over.clamp(0.0, 1.0)).min(0.95);
@@ -336,12 +498,102 @@ impl TimeWait {
         };
         Finding {
             kind: FindingKind::TimeWaitBuildup,
-            subject: ip.to_string(),
+            subject: h.ip.to_string(),
             first_time: h.first_above.unwrap_or(h.first_entry),
             last_time: last,
             confidence: conf,
             evidence: ev,
             figures: Figures::TimeWait(Box::new(figures)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The counts the detector keeps, recomputed from a plain list of who is in TIME_WAIT.
+    #[derive(Default)]
+    struct Model {
+        /// (id, side, host, destination, leaves at), in entry order.
+        live: Vec<(u64, Side, IpAddr, Option<SocketAddr>, i64)>,
+        peak: HashMap<IpAddr, (u32, i64)>,
+        dest_peak: HashMap<IpAddr, u32>,
+    }
+
+    impl Model {
+        fn enter(&mut self, cap: usize, e: (u64, Side, IpAddr, Option<SocketAddr>, i64), ts: i64) {
+            if self.live.iter().any(|l| (l.0, l.1) == (e.0, e.1)) || self.live.len() >= cap {
+                return;
+            }
+            self.live.push(e);
+            let n = self.live.iter().filter(|l| l.2 == e.2).count() as u32;
+            let p = self.peak.entry(e.2).or_insert((0, ts));
+            if n > p.0 {
+                *p = (n, ts);
+            }
+            if let Some(d) = e.3 {
+                let n = self
+                    .live
+                    .iter()
+                    .filter(|l| l.2 == e.2 && l.3 == Some(d))
+                    .count();
+                let p = self.dest_peak.entry(e.2).or_default();
+                *p = (*p).max(n as u32);
+            }
+        }
+    }
+
+    /// Random entries, early leaves (enough to compact the ring) and expiries: every host's
+    /// peak, its time and the per-destination peak match the model's.
+    #[test]
+    fn counts_match_a_plain_list() {
+        let cfg = DetectConfig {
+            two_msl_ns: 5000,
+            max_tracked: 20_000,
+            ..DetectConfig::default()
+        };
+        let mut tw = TimeWait::new(cfg);
+        let mut m = Model::default();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut ts = 0i64;
+        for id in 0..40_000u64 {
+            ts += rnd(3) as i64;
+            tw.advance(Timestamp(ts));
+            m.live.retain(|l| l.4 > ts);
+            let ip = IpAddr::from([10, 0, 0, rnd(6) as u8]);
+            let dst = SocketAddr::from(([10, 1, 0, rnd(4) as u8], 80));
+            let side = if rnd(2) == 0 {
+                Side::Client
+            } else {
+                Side::Server
+            };
+            let host = SocketAddr::new(ip, 40000 + rnd(1000) as u16);
+            tw.enter(id, side, host, dst, Timestamp(ts));
+            let dest = (side == Side::Client).then_some(dst);
+            m.enter(cfg.max_tracked, (id, side, ip, dest, ts + 5000), ts);
+            if rnd(10) > 0 {
+                // Mostly replaced at once: the ring fills with entries that left early.
+                let old = id - rnd(id.min(1) + 1);
+                tw.replaced(old, Timestamp(ts));
+                m.live.retain(|l| l.0 != old);
+            }
+        }
+        assert!(tw.ring.len() < 2 * tw.live.len() + 1100);
+        assert_eq!(tw.live.len(), m.live.len());
+        for h in &tw.hosts {
+            let n = m.live.iter().filter(|l| l.2 == h.ip).count() as u32;
+            assert_eq!(h.now, n, "{}", h.ip);
+            assert_eq!((h.peak, h.peak_ts.0), m.peak[&h.ip], "{}", h.ip);
+            assert_eq!(h.dest_peak, m.dest_peak.get(&h.ip).copied().unwrap_or(0));
+        }
+        assert_eq!(tw.hosts.len(), m.peak.len());
     }
 }

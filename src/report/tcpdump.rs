@@ -612,7 +612,7 @@ impl TcpdumpPrinter {
     /// The fields of a line that has none of the rare parts, or None: no `-#`, `-e`, `-v`;
     /// a link type that prints nothing before the IP layer; an IPv4 header with nothing to
     /// say (not truncated, not a fragment) or an IPv6 header followed by TCP; a TCP header
-    /// that is captured whole, with no options or exactly `nop,nop,TS`. Over 90% of the
+    /// that is captured whole, whose options are all ones [`common_options`] takes. Over 90% of the
     /// packets of a capture are like this; [`common`](Self::common) prints them with every
     /// bound known in advance. Reads only: the clock and the sequence table are untouched.
     #[inline(always)]
