@@ -1,13 +1,13 @@
 //! Runs the TCP analysis beside the printers: one call per TCP packet, one at the end.
 
-use crate::analysis::{AnalysisConfig, Analyzer};
+use crate::analysis::{AnalysisConfig, Analyzer, ConnSummary, PacketInfo};
 use crate::config::{Config, Mode};
 use crate::decode::Segment;
 use crate::detect::Detectors;
 use crate::report::annotate::Annotator;
 use crate::report::findings;
-use crate::report::json::{ConnRecord, ConnTracker, DocWriter, InputRec, StatsRec};
-use crate::report::ndjson::NdjsonWriter;
+use crate::report::json::{ConnRecord, ConnTracker, DocWriter, InputRec, NoteDetail, StatsRec};
+use crate::report::ndjson::{NdjsonWriter, write_connection};
 use crate::report::table::ConnTable;
 use crate::stats::Stats;
 use std::io::{self, Write};
@@ -60,46 +60,107 @@ impl AnalysisReport {
         seg: &Segment,
         det: &mut Detectors,
     ) -> io::Result<()> {
+        self.packet_to(&mut Sink::Now(out), seg, det)
+    }
+
+    /// [`Self::packet`], except that the JSON reports' per-connection work is left to a
+    /// [`RecordWriter`], on another thread: each packet's note for its connection and each
+    /// connection that ended (with its place in `out`) go into `later`.
+    pub fn packet_deferred(
+        &mut self,
+        out: &mut Vec<u8>,
+        later: &mut Deferred,
+        seg: &Segment,
+        det: &mut Detectors,
+    ) -> io::Result<()> {
+        self.packet_to(&mut Sink::Later(out, later), seg, det)
+    }
+
+    /// A writer for the records of [`Self::packet_deferred`]; it takes the notes gathered so
+    /// far, which [`Self::resume`] gives back.
+    pub fn record_writer(&mut self) -> RecordWriter {
+        RecordWriter {
+            notes: std::mem::take(&mut self.notes),
+            note: 0,
+            detail: 0,
+        }
+    }
+
+    /// Takes back the notes from the writer of the deferred records, once it has written all of
+    /// them: from here on, records are written by this report again.
+    pub fn resume(&mut self, w: RecordWriter) {
+        self.notes = w.notes;
+    }
+
+    fn packet_to(
+        &mut self,
+        out: &mut Sink<'_>,
+        seg: &Segment,
+        det: &mut Detectors,
+    ) -> io::Result<()> {
         if self.mode == Mode::Plain {
             return Ok(());
         }
         let info = self.analyzer.packet(seg);
         det.packet(seg, info);
         match self.mode {
-            Mode::Annotated => self.annotator.write(out, info)?,
-            // After its record, a connection has no notes: they went out with it.
-            Mode::Ndjson => {
+            Mode::Annotated => self.annotator.write(out.bytes(), info)?,
+            Mode::Json | Mode::Ndjson => {
+                // After its record, a connection has no notes: they went out with it.
                 if !info.after_record {
-                    self.notes.packet(info);
+                    match out {
+                        Sink::Now(_) => self.notes.packet(info),
+                        Sink::Later(_, later) => later.note(info),
+                    }
                 }
-                self.ndjson.packet(out, seg, info)?;
+                if self.mode == Mode::Ndjson {
+                    self.ndjson.packet(out.bytes(), seg, info)?;
+                }
             }
-            Mode::Json if !info.after_record => self.notes.packet(info),
-            Mode::Json | Mode::Summary | Mode::Plain => {}
+            Mode::Summary | Mode::Plain => {}
         }
         self.flush_ended(out, det)
     }
 
-    fn flush_ended(&mut self, out: &mut dyn Write, det: &mut Detectors) -> io::Result<()> {
+    fn flush_ended(&mut self, out: &mut Sink<'_>, det: &mut Detectors) -> io::Result<()> {
         for mut c in self.analyzer.drain_ended() {
             det.connection(&mut c);
-            match self.mode {
-                Mode::Ndjson => {
-                    let n = self.notes.take(c.id);
-                    self.ndjson.connection(out, &ConnRecord::new(&c, &n))?;
+            let json = match self.mode {
+                Mode::Ndjson => false,
+                Mode::Json => true,
+                Mode::Plain => continue,
+                Mode::Annotated | Mode::Summary => {
+                    self.table.push(c);
+                    continue;
                 }
-                Mode::Json => {
-                    let n = self.notes.take(c.id);
-                    self.doc.connection(out, &ConnRecord::new(&c, &n))?;
+            };
+            match out {
+                Sink::Now(out) => {
+                    let notes = self.notes.take(c.id);
+                    let rec = ConnRecord::new(&c, &notes);
+                    if json {
+                        self.doc.connection(*out, &rec)?;
+                    } else {
+                        self.ndjson.connection(*out, &rec)?;
+                    }
                 }
-                Mode::Plain => {}
-                Mode::Annotated | Mode::Summary => self.table.push(c),
+                Sink::Later(bytes, later) => {
+                    if json {
+                        self.doc.connection_deferred(bytes);
+                    }
+                    later.ended.push(Ended {
+                        at: bytes.len(),
+                        json,
+                        notes: later.notes.len(),
+                        summary: c,
+                    });
+                }
             }
         }
         // A finding's one-line form goes into the annotated stream as it fires.
         for f in det.drain_fired() {
             if self.mode == Mode::Annotated {
-                findings::write_line(out, &f)?;
+                findings::write_line(out.bytes(), &f)?;
             }
         }
         Ok(())
@@ -120,9 +181,9 @@ impl AnalysisReport {
         }
         det.end_of_capture();
         self.analyzer.finish();
-        self.flush_ended(out, det)?;
+        self.flush_ended(&mut Sink::Now(out), det)?;
         det.finish();
-        self.flush_ended(out, det)?;
+        self.flush_ended(&mut Sink::Now(out), det)?;
         let stats = *self.analyzer.stats();
         match self.mode {
             Mode::Annotated | Mode::Summary => {
@@ -154,5 +215,142 @@ impl AnalysisReport {
             }
             Mode::Plain => Ok(()),
         }
+    }
+}
+
+/// Where the reports of a packet go.
+enum Sink<'a> {
+    /// Everything is written as it comes.
+    Now(&'a mut dyn Write),
+    /// The bytes go into a batch; the JSON reports' notes and records are left for the batch's
+    /// writer.
+    Later(&'a mut Vec<u8>, &'a mut Deferred),
+}
+
+impl Sink<'_> {
+    /// Where the bytes go.
+    fn bytes(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Now(out) => *out,
+            Sink::Later(bytes, _) => *bytes,
+        }
+    }
+}
+
+/// The JSON reports' per-connection work of a batch of packets, handed by the analysing thread
+/// to the thread that writes the output ([`AnalysisReport::packet_deferred`]): each packet's
+/// note for its connection's notes, and the connections that ended, by value. Appending to
+/// these (reused) vectors is all the analysing thread does for the notes and records.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// Per analysed packet before its connection's record: its connection id, with
+    /// [`HAS_DETAIL`] set when it has a detail (the next one in `details`), and its number.
+    /// 16 bytes: the analysing thread writes one per packet into memory the other thread read
+    /// last, and each cache line it writes costs a transfer between the cores.
+    notes: Vec<(u64, u64)>,
+    /// The details of the notes that have one, in order.
+    details: Vec<NoteDetail>,
+    /// Connections whose records are still to be written, in order.
+    ended: Vec<Ended>,
+}
+
+/// Ended connections a [`Deferred`] keeps room for when it is cleared (about 256 KiB).
+const ENDED_KEEP: usize = (256 << 10) / std::mem::size_of::<Ended>();
+
+/// In [`Deferred`]'s notes, the packet has a detail.
+const HAS_DETAIL: u64 = 1 << 63;
+
+/// A connection that ended; its record is still to be written.
+#[derive(Debug)]
+struct Ended {
+    /// Where the record goes: after this many bytes of the batch's report text.
+    at: usize,
+    /// `--json` (an item of `connections`) or `--ndjson` (a `connection` line).
+    json: bool,
+    /// The notes of the batch that come before the record.
+    notes: usize,
+    summary: ConnSummary,
+}
+
+impl Deferred {
+    #[inline]
+    fn note(&mut self, p: &PacketInfo) {
+        let detail = NoteDetail::of(p);
+        // Ids count connections from 0: the top bit is free.
+        let flag = if detail.is_some() { HAS_DETAIL } else { 0 };
+        self.notes.push((p.conn | flag, p.number));
+        if let Some(d) = detail {
+            self.details.push(d);
+        }
+    }
+
+    /// Connections whose records are still to be written.
+    pub fn records(&self) -> usize {
+        self.ended.len()
+    }
+
+    /// Where the record of connection `i` goes: after this many bytes of the batch's report
+    /// text.
+    pub fn place(&self, i: usize) -> usize {
+        self.ended.get(i).map_or(0, |e| e.at)
+    }
+
+    /// Empties it for the next batch. The connections a burst ended (a sweep ends thousands
+    /// at once) give their room back, as the batch's text buffers do.
+    pub fn clear(&mut self) {
+        self.notes.clear();
+        self.details.clear();
+        self.ended.clear();
+        if self.ended.capacity() > ENDED_KEEP {
+            self.ended.shrink_to(ENDED_KEEP / 16);
+        }
+    }
+}
+
+/// Writes the records of [`Deferred`] batches, in order, and keeps the notes of the live
+/// connections from their notes ([`AnalysisReport::record_writer`]).
+#[derive(Debug)]
+pub struct RecordWriter {
+    notes: ConnTracker,
+    /// How many of the current batch's notes, and of their details, are applied.
+    note: usize,
+    detail: usize,
+}
+
+impl RecordWriter {
+    /// Appends the record of connection `i` of the batch `d`; `i` counts up from 0 within a
+    /// batch, and [`Self::end_batch`] follows each batch.
+    pub fn write(&mut self, d: &Deferred, i: usize, out: &mut Vec<u8>) {
+        let Some(e) = d.ended.get(i) else {
+            return;
+        };
+        self.apply(d, e.notes);
+        let notes = self.notes.take(e.summary.id);
+        let rec = ConnRecord::new(&e.summary, &notes);
+        if e.json {
+            rec.write_json(out);
+        } else {
+            write_connection(out, &rec);
+        }
+    }
+
+    /// Applies the rest of the batch's notes.
+    pub fn end_batch(&mut self, d: &Deferred) {
+        self.apply(d, d.notes.len());
+        (self.note, self.detail) = (0, 0);
+    }
+
+    /// Applies the batch's notes up to `end`.
+    fn apply(&mut self, d: &Deferred, end: usize) {
+        for &(conn, number) in d.notes.get(self.note..end).unwrap_or_default() {
+            let detail = if conn & HAS_DETAIL != 0 {
+                self.detail += 1;
+                d.details.get(self.detail - 1)
+            } else {
+                None
+            };
+            self.notes.note(conn & !HAS_DETAIL, number, detail);
+        }
+        self.note = self.note.max(end);
     }
 }

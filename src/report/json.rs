@@ -15,8 +15,8 @@
 //! as a string (JSON numbers lose precision past 2^53).
 
 use crate::analysis::{
-    ALL_KINDS, AnalysisStats, CloseKind, ConnSummary, EndReason, Handshake, Kind, PacketInfo,
-    RstCheck, Side, SideCounts, TcpState, state::ALL_STATES,
+    ALL_KINDS, AnalysisStats, CloseKind, ConnSummary, EndReason, Handshake, Kind, KindList,
+    PacketInfo, RstCheck, Side, SideCounts, TcpState, Transition, state::ALL_STATES,
 };
 use crate::capture::file::CaptureInfo;
 use crate::capture::{CaptureError, Linktype, Timestamp};
@@ -481,20 +481,48 @@ pub struct ConnNotes {
 /// the history's first allocation, so it is the only one.
 const HISTORY_USUAL: usize = 10;
 
+/// What a packet adds to its connection's notes besides its number: its annotation kinds and
+/// state changes. Most packets have neither.
+#[derive(Clone, Copy, Debug)]
+pub struct NoteDetail {
+    kinds: KindList,
+    from: Side,
+    open_step: Option<u8>,
+    transitions: [Option<Transition>; 4],
+}
+
+impl NoteDetail {
+    /// The packet's detail; `None` when it has no annotation kind and no state change.
+    #[inline]
+    pub fn of(p: &PacketInfo) -> Option<Self> {
+        if p.kinds.is_empty() && p.transitions.iter().all(Option::is_none) {
+            return None;
+        }
+        Some(NoteDetail {
+            kinds: p.kinds,
+            from: p.from.unwrap_or(Side::Client),
+            open_step: p.open_step,
+            transitions: p.transitions,
+        })
+    }
+}
+
 impl ConnNotes {
+    #[cfg(test)]
     fn packet(&mut self, p: &PacketInfo) {
         if self.first_packet == 0 {
             self.first_packet = p.number;
         }
         self.last_packet = p.number;
-        self.annotate(p);
+        if let Some(d) = NoteDetail::of(p) {
+            self.annotate(p.number, &d);
+        }
     }
 
-    /// Counts the packet's annotation kinds and keeps its state changes. Reads nothing of
-    /// `self` for the many packets with neither.
+    /// Counts packet `number`'s annotation kinds and keeps its state changes.
     #[inline]
-    fn annotate(&mut self, p: &PacketInfo) {
-        let from = p.from.unwrap_or(Side::Client);
+    fn annotate(&mut self, number: u64, p: &NoteDetail) {
+        let from = p.from;
         for k in p.kinds.as_slice() {
             self.kinds[k.index()] += 1;
             let slot = match k {
@@ -514,15 +542,15 @@ impl ConnNotes {
                 }
                 _ => continue,
             };
-            slot.get_or_insert(p.number);
+            slot.get_or_insert(number);
         }
-        for t in p.transitions() {
+        for t in p.transitions.iter().flatten() {
             if self.history.len() < HISTORY_CAP {
                 if self.history.capacity() == 0 {
                     self.history.reserve_exact(HISTORY_USUAL);
                 }
                 self.history.push(StateChange {
-                    packet: p.number,
+                    packet: number,
                     side: t.side,
                     from: t.from,
                     to: t.to,
@@ -565,8 +593,21 @@ pub struct ConnTracker {
 impl ConnTracker {
     /// Adds one analysed packet to its connection's notes.
     pub fn packet(&mut self, p: &PacketInfo) {
-        let Some(i) = p.conn.checked_sub(self.base) else {
-            self.old.entry(p.conn).or_default().packet(p);
+        self.note(p.conn, p.number, NoteDetail::of(p).as_ref());
+    }
+
+    /// Adds packet `number` of connection `conn`, with its detail ([`NoteDetail::of`]), to the
+    /// connection's notes. Reads no notes for a packet without detail.
+    pub fn note(&mut self, conn: u64, number: u64, detail: Option<&NoteDetail>) {
+        let Some(i) = conn.checked_sub(self.base) else {
+            let n = self.old.entry(conn).or_default();
+            if n.first_packet == 0 {
+                n.first_packet = number;
+            }
+            n.last_packet = number;
+            if let Some(d) = detail {
+                n.annotate(number, d);
+            }
             return;
         };
         let mut i = usize::try_from(i).unwrap_or(usize::MAX);
@@ -579,7 +620,7 @@ impl ConnTracker {
                 }
             }
             self.live = 0;
-            self.base = p.conn;
+            self.base = conn;
             i = 0;
         }
         if i >= self.last.len() {
@@ -591,10 +632,12 @@ impl ConnTracker {
         };
         if *last == 0 {
             self.live += 1;
-            notes.first_packet = p.number;
+            notes.first_packet = number;
         }
-        *last = p.number;
-        notes.annotate(p);
+        *last = number;
+        if let Some(d) = detail {
+            notes.annotate(number, d);
+        }
     }
 
     /// Removes and returns the notes of a connection that ended.
@@ -1404,32 +1447,46 @@ impl DocWriter {
         }
     }
 
-    fn head(&mut self) -> io::Result<()> {
+    /// The fields before the connections, once.
+    fn head(&mut self) {
         if self.started {
-            return Ok(());
+            return;
         }
         self.started = true;
-        serde_json::to_writer(&mut self.buf, &DocHead::default())?;
+        // Serialising three constant fields into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.buf, &DocHead::default());
         // `{…}` becomes `{…,"connections":[`.
         self.buf.pop();
         self.buf.extend_from_slice(b",\"connections\":[");
-        Ok(())
     }
 
-    /// Writes one connection (handed to `out` once [`DOC_CHUNK`] bytes have gathered).
-    pub fn connection(&mut self, out: &mut dyn Write, c: &ConnRecord<'_>) -> io::Result<()> {
-        self.head()?;
+    /// Starts the next item of `connections`.
+    fn item(&mut self) {
+        self.head();
         if self.connections > 0 {
             self.buf.push(b',');
         }
         self.buf.push(b'\n');
-        c.write_json(&mut self.buf);
         self.connections += 1;
+    }
+
+    /// Writes one connection (handed to `out` once [`DOC_CHUNK`] bytes have gathered).
+    pub fn connection(&mut self, out: &mut dyn Write, c: &ConnRecord<'_>) -> io::Result<()> {
+        self.item();
+        c.write_json(&mut self.buf);
         if self.buf.len() >= DOC_CHUNK {
             out.write_all(&self.buf)?;
             self.buf.clear();
         }
         Ok(())
+    }
+
+    /// Writes to `out` everything before the next connection's object, which the caller writes
+    /// at the end of `out` later ([`crate::report::analysis::Ended`]).
+    pub fn connection_deferred(&mut self, out: &mut Vec<u8>) {
+        self.item();
+        out.extend_from_slice(&self.buf);
+        self.buf.clear();
     }
 
     /// Ends the document.
@@ -1440,7 +1497,7 @@ impl DocWriter {
         stats: StatsRec<'_>,
         inputs: &[InputRec],
     ) -> io::Result<()> {
-        self.head()?;
+        self.head();
         let tail = DocTail {
             findings: findings.iter().map(FindingJson).collect(),
             stats,

@@ -1,0 +1,183 @@
+//! The two-thread pipeline leaves the JSON reports' per-connection work (the notes of each
+//! packet and the connection records) to the thread that writes the output; the one-thread
+//! path (live capture, `flush_each`) writes them as the analysis goes. Both must give the same
+//! bytes, and an output error must still end the two-thread run with that error.
+//!
+//! The captures: every one in testdata/ and the shared corpus (their connections mostly end at
+//! the end of the run), and gen-pcap workloads generated at test time, whose connections end
+//! all through the run (closes, resets, the once-a-second sweep ending hundreds at once), so
+//! records fall inside batches, across batch ends and between many packets' notes.
+
+mod json_support;
+
+use clap::Parser;
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::Command;
+use tcplens::cli::{Cli, Command as Sub};
+use tcplens::config::Config;
+use tcplens::pipeline::run_file;
+
+const GEN: &str = "/work/shared/tools/gen-pcap/gen_pcap.py";
+
+fn config(flags: &[&str]) -> Config {
+    let mut args = vec!["tcplens", "read", "-"];
+    args.extend_from_slice(flags);
+    let cli = Cli::try_parse_from(args).expect("flags");
+    let Sub::Read { output, .. } = cli.command else {
+        unreachable!("read")
+    };
+    Config::from_output_args(&output).expect("config")
+}
+
+/// Output and exit summary of one run; `one_thread` takes the live capture's path.
+fn run(path: &Path, cfg: &Config, one_thread: bool) -> (Vec<u8>, String) {
+    let cfg = Config {
+        flush_each: one_thread,
+        ..cfg.clone()
+    };
+    let mut out = Vec::new();
+    let end = match run_file(path.to_str().unwrap(), &cfg, None, &mut out) {
+        Ok(o) => format!("{:?} {:?}", o.stats, o.damage.map(|d| d.to_string())),
+        Err(e) => format!("error {e:#}"),
+    };
+    (out, end)
+}
+
+fn compare(path: &Path, flags: &[&str]) -> usize {
+    let cfg = config(flags);
+    let (split, split_end) = run(path, &cfg, false);
+    let (inline, inline_end) = run(path, &cfg, true);
+    assert_eq!(split_end, inline_end, "{} {flags:?}", path.display());
+    if split != inline {
+        let at = split
+            .iter()
+            .zip(&inline)
+            .position(|(a, b)| a != b)
+            .unwrap_or(split.len().min(inline.len()));
+        let show = |b: &[u8]| {
+            String::from_utf8_lossy(&b[at.saturating_sub(200)..(at + 200).min(b.len())])
+                .into_owned()
+        };
+        panic!(
+            "{} {flags:?}: the two-thread output differs from the one-thread output at byte \
+             {at}\n two threads: {}\n one thread:  {}",
+            path.display(),
+            show(&split),
+            show(&inline)
+        );
+    }
+    split.len()
+}
+
+/// Both reports, stopped part-way by `-c`, and with connections ended early by a short 2 MSL
+/// and by the connection limit.
+const MODES: [&[&str]; 5] = [
+    &["--json"],
+    &["--ndjson"],
+    &["--json", "-c", "3000"],
+    &["--ndjson", "--msl", "1"],
+    &["--json", "--max-connections", "40"],
+];
+
+#[test]
+fn deferred_records_match_inline_records_on_every_capture() {
+    let captures = json_support::captures();
+    assert!(captures.len() > 20, "{captures:?}");
+    for path in &captures {
+        for flags in MODES {
+            compare(path, flags);
+        }
+    }
+}
+
+#[test]
+fn deferred_records_match_inline_records_on_generated_workloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let workloads: [&[&str]; 2] = [
+        &["--flows", "300", "--seed", "1"],
+        &[
+            "--flows",
+            "150",
+            "--seed",
+            "7",
+            "--pcapng",
+            "--ipv6-share",
+            "0.3",
+            "--syn-flood",
+            "200",
+        ],
+    ];
+    for (i, args) in workloads.iter().enumerate() {
+        let pcap = dir.path().join(format!("w{i}.cap"));
+        let st = Command::new("python3")
+            .arg(GEN)
+            .args(*args)
+            .arg("--out")
+            .arg(&pcap)
+            .output()
+            .expect("python3 runs gen_pcap.py");
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        for flags in MODES {
+            let bytes = compare(&pcap, flags);
+            // Enough output that the run spans many batches.
+            assert!(bytes > 200_000, "{flags:?}: {bytes} bytes");
+        }
+    }
+}
+
+/// A writer that takes `room` bytes, then fails as a full disk does.
+struct Full {
+    room: usize,
+    taken: usize,
+}
+
+impl Write for Full {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.taken + b.len() > self.room {
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
+        self.taken += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_output_error_ends_the_run_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("w.pcap");
+    let st = Command::new("python3")
+        .args([GEN, "--flows", "300", "--seed", "2", "--out"])
+        .arg(&pcap)
+        .output()
+        .expect("python3 runs gen_pcap.py");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    for flags in [&["--json"][..], &["--ndjson"]] {
+        let cfg = config(flags);
+        let (all, _) = run(&pcap, &cfg, false);
+        // Early, in the middle (records written by the output's writer), and at the last bytes.
+        for room in [10, all.len() / 2, all.len() - 1] {
+            let mut out = Full { room, taken: 0 };
+            let e = run_file(pcap.to_str().unwrap(), &cfg, None, &mut out)
+                .expect_err("the output filled up");
+            assert!(
+                e.chain().any(|c| c
+                    .downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::StorageFull)),
+                "{flags:?} {room}: {e:#}"
+            );
+            assert!(out.taken <= room);
+        }
+    }
+}
