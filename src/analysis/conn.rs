@@ -83,6 +83,8 @@ pub struct Conn {
     server: SocketAddr,
     first_ts: Timestamp,
     pub(crate) last_ts: Timestamp,
+    /// The first and the last packet's numbers.
+    numbers: (u64, u64),
     h: [Half; 2],
     /// Per-side totals, beside the halves: `segment` copies a half in and out per packet, and
     /// a half of at most 128 bytes is copied inline instead of through `memcpy`.
@@ -169,6 +171,7 @@ impl Conn {
             client,
             server,
             first_ts: seg.ts,
+            numbers: (seg.number, seg.number),
             last_ts: seg.ts,
             h: [Half::default(); 2],
             counts: [SideCounts::default(); 2],
@@ -249,6 +252,7 @@ impl Conn {
         let seq = SeqNumber(seg.seq);
         let ack = SeqNumber(seg.ack);
         self.last_ts = seg.ts;
+        self.numbers.1 = seg.number;
         info.conn = self.id;
         info.from = Some(from);
         info.payload = seg.payload_len;
@@ -898,6 +902,8 @@ impl Conn {
             client: self.client,
             server: self.server,
             first_ts: self.first_ts,
+            first_packet: self.numbers.0,
+            last_packet: self.numbers.1,
             last_ts: self.last_ts,
             client_state: c.state,
             server_state: s.state,
@@ -1166,6 +1172,8 @@ impl Conn {
             client,
             server,
             first_ts: t.last_ts,
+            // The record is out: the numbers are not reported again.
+            numbers: (seg.number, seg.number),
             last_ts: t.last_ts,
             h: [t.h[0].unpack(base), t.h[1].unpack(base)],
             counts: [SideCounts::default(); 2],

@@ -377,6 +377,10 @@ pub struct ConnSummary {
     pub first_ts: Timestamp,
     /// Last packet.
     pub last_ts: Timestamp,
+    /// The first packet's number.
+    pub first_packet: u64,
+    /// The last packet's number.
+    pub last_packet: u64,
     /// Final client state.
     pub client_state: TcpState,
     /// Final server state.

@@ -82,7 +82,6 @@ impl AnalysisReport {
         RecordWriter {
             notes: std::mem::take(&mut self.notes),
             note: 0,
-            detail: 0,
         }
     }
 
@@ -238,27 +237,21 @@ impl Sink<'_> {
 }
 
 /// The JSON reports' per-connection work of a batch of packets, handed by the analysing thread
-/// to the thread that writes the output ([`AnalysisReport::packet_deferred`]): each packet's
-/// note for its connection's notes, and the connections that ended, by value. Appending to
-/// these (reused) vectors is all the analysing thread does for the notes and records.
+/// to the thread that writes the output ([`AnalysisReport::packet_deferred`]): the notes of
+/// the packets that have a detail (an annotation kind or a state change: about one in six),
+/// and the connections that ended, by value. Appending to these (reused) vectors is all the
+/// analysing thread does for the notes and records.
 #[derive(Debug, Default)]
 pub struct Deferred {
-    /// Per analysed packet before its connection's record: its connection id, with
-    /// [`HAS_DETAIL`] set when it has a detail (the next one in `details`), and its number.
-    /// 16 bytes: the analysing thread writes one per packet into memory the other thread read
-    /// last, and each cache line it writes costs a transfer between the cores.
-    notes: Vec<(u64, u64)>,
-    /// The details of the notes that have one, in order.
-    details: Vec<NoteDetail>,
+    /// Per analysed packet with a detail, before its connection's record: its connection id,
+    /// its number and the detail.
+    notes: Vec<(u64, u64, NoteDetail)>,
     /// Connections whose records are still to be written, in order.
     ended: Vec<Ended>,
 }
 
 /// Ended connections a [`Deferred`] keeps room for when it is cleared (about 256 KiB).
 const ENDED_KEEP: usize = (256 << 10) / std::mem::size_of::<Ended>();
-
-/// In [`Deferred`]'s notes, the packet has a detail.
-const HAS_DETAIL: u64 = 1 << 63;
 
 /// A connection that ended; its record is still to be written.
 #[derive(Debug)]
@@ -275,12 +268,8 @@ struct Ended {
 impl Deferred {
     #[inline]
     fn note(&mut self, p: &PacketInfo) {
-        let detail = NoteDetail::of(p);
-        // Ids count connections from 0: the top bit is free.
-        let flag = if detail.is_some() { HAS_DETAIL } else { 0 };
-        self.notes.push((p.conn | flag, p.number));
-        if let Some(d) = detail {
-            self.details.push(d);
+        if let Some(d) = NoteDetail::of(p) {
+            self.notes.push((p.conn, p.number, d));
         }
     }
 
@@ -299,7 +288,6 @@ impl Deferred {
     /// at once) give their room back, as the batch's text buffers do.
     pub fn clear(&mut self) {
         self.notes.clear();
-        self.details.clear();
         self.ended.clear();
         if self.ended.capacity() > ENDED_KEEP {
             self.ended.shrink_to(ENDED_KEEP / 16);
@@ -312,9 +300,8 @@ impl Deferred {
 #[derive(Debug)]
 pub struct RecordWriter {
     notes: ConnTracker,
-    /// How many of the current batch's notes, and of their details, are applied.
+    /// How many of the current batch's notes are applied.
     note: usize,
-    detail: usize,
 }
 
 impl RecordWriter {
@@ -337,19 +324,13 @@ impl RecordWriter {
     /// Applies the rest of the batch's notes.
     pub fn end_batch(&mut self, d: &Deferred) {
         self.apply(d, d.notes.len());
-        (self.note, self.detail) = (0, 0);
+        self.note = 0;
     }
 
     /// Applies the batch's notes up to `end`.
     fn apply(&mut self, d: &Deferred, end: usize) {
-        for &(conn, number) in d.notes.get(self.note..end).unwrap_or_default() {
-            let detail = if conn & HAS_DETAIL != 0 {
-                self.detail += 1;
-                d.details.get(self.detail - 1)
-            } else {
-                None
-            };
-            self.notes.note(conn & !HAS_DETAIL, number, detail);
+        for (conn, number, detail) in d.notes.get(self.note..end).unwrap_or_default() {
+            self.notes.note(*conn, *number, detail);
         }
         self.note = self.note.max(end);
     }

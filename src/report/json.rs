@@ -463,8 +463,6 @@ pub struct StateChange {
 /// What the JSON reports keep per live connection beyond [`ConnSummary`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnNotes {
-    first_packet: u64,
-    last_packet: u64,
     kinds: [u64; ALL_KINDS.len()],
     syn_packet: Option<u64>,
     synack_packet: Option<u64>,
@@ -481,8 +479,8 @@ pub struct ConnNotes {
 /// the history's first allocation, so it is the only one.
 const HISTORY_USUAL: usize = 10;
 
-/// What a packet adds to its connection's notes besides its number: its annotation kinds and
-/// state changes. Most packets have neither.
+/// What a packet adds to its connection's notes: its annotation kinds and state changes. Most
+/// packets have neither, and add nothing.
 #[derive(Clone, Copy, Debug)]
 pub struct NoteDetail {
     kinds: KindList,
@@ -510,10 +508,6 @@ impl NoteDetail {
 impl ConnNotes {
     #[cfg(test)]
     fn packet(&mut self, p: &PacketInfo) {
-        if self.first_packet == 0 {
-            self.first_packet = p.number;
-        }
-        self.last_packet = p.number;
         if let Some(d) = NoteDetail::of(p) {
             self.annotate(p.number, &d);
         }
@@ -568,9 +562,8 @@ const SLAB_SLACK: usize = 1024;
 /// Notes of the live connections, by connection id; a connection's notes leave with it.
 ///
 /// Ids are handed out densely in first-seen order, so the notes sit in a slab indexed by
-/// `id - base` (no hashing). Most packets carry no annotation and change no state: for them
-/// only the last packet number is written, into a dense array of its own (8 bytes a
-/// connection, mostly in cache), and the 400-byte notes are not touched.
+/// `id - base` (no hashing). Most packets carry no annotation and change no state: they are
+/// not noted at all (a connection's first and last packet numbers are in its summary).
 ///
 /// Connections do not end in id order: a long-lived one would hold the slab's front while
 /// newer ones come and go, so when the slab spans more than twice its live notes (plus
@@ -578,9 +571,10 @@ const SLAB_SLACK: usize = 1024;
 /// connections.
 #[derive(Debug, Default)]
 pub struct ConnTracker {
-    /// Last packet number of ids `base..base + last.len()`; 0: no notes (yet or any more).
+    /// Whether ids `base..base + last.len()` have notes (the last noted packet's number; 0:
+    /// none yet or any more).
     last: VecDeque<u64>,
-    /// The notes of the same ids (their `last_packet` is in `last`).
+    /// The notes of the same ids.
     notes: VecDeque<ConnNotes>,
     /// The id of `last[0]` and `notes[0]`.
     base: u64,
@@ -593,21 +587,16 @@ pub struct ConnTracker {
 impl ConnTracker {
     /// Adds one analysed packet to its connection's notes.
     pub fn packet(&mut self, p: &PacketInfo) {
-        self.note(p.conn, p.number, NoteDetail::of(p).as_ref());
+        if let Some(d) = NoteDetail::of(p) {
+            self.note(p.conn, p.number, &d);
+        }
     }
 
     /// Adds packet `number` of connection `conn`, with its detail ([`NoteDetail::of`]), to the
-    /// connection's notes. Reads no notes for a packet without detail.
-    pub fn note(&mut self, conn: u64, number: u64, detail: Option<&NoteDetail>) {
+    /// connection's notes.
+    pub fn note(&mut self, conn: u64, number: u64, detail: &NoteDetail) {
         let Some(i) = conn.checked_sub(self.base) else {
-            let n = self.old.entry(conn).or_default();
-            if n.first_packet == 0 {
-                n.first_packet = number;
-            }
-            n.last_packet = number;
-            if let Some(d) = detail {
-                n.annotate(number, d);
-            }
+            self.old.entry(conn).or_default().annotate(number, detail);
             return;
         };
         let mut i = usize::try_from(i).unwrap_or(usize::MAX);
@@ -632,12 +621,9 @@ impl ConnTracker {
         };
         if *last == 0 {
             self.live += 1;
-            notes.first_packet = number;
         }
         *last = number;
-        if let Some(d) = detail {
-            notes.annotate(number, d);
-        }
+        notes.annotate(number, detail);
     }
 
     /// Removes and returns the notes of a connection that ended.
@@ -648,11 +634,8 @@ impl ConnTracker {
         let notes = match i.and_then(|i| Some((self.last.get_mut(i)?, self.notes.get_mut(i)?))) {
             Some((last, notes)) if *last != 0 => {
                 self.live -= 1;
-                let n = ConnNotes {
-                    last_packet: std::mem::take(last),
-                    ..std::mem::take(notes)
-                };
-                Some(n)
+                *last = 0;
+                Some(std::mem::take(notes))
             }
             Some(_) => None,
             // Ids below the slab.
@@ -675,10 +658,7 @@ impl ConnTracker {
         let last = self.last.pop_front()?;
         let notes = self.notes.pop_front();
         self.base += 1;
-        notes.filter(|_| last != 0).map(|n| ConnNotes {
-            last_packet: last,
-            ..n
-        })
+        notes.filter(|_| last != 0)
     }
 }
 
@@ -848,8 +828,8 @@ impl<'a> ConnRecord<'a> {
             last_ts: Rfc3339(c.last_ts),
             last_ts_ns: NsString(c.last_ts),
             duration_ns: c.last_ts.0.saturating_sub(c.first_ts.0),
-            first_packet: n.first_packet,
-            last_packet: n.last_packet,
+            first_packet: c.first_packet,
+            last_packet: c.last_packet,
             syn_packet: n.syn_packet,
             synack_packet: n.synack_packet,
             handshake_ack_packet: n.handshake_ack_packet,
@@ -1642,12 +1622,15 @@ mod tests {
             conn: next_id,
             ..PacketInfo::default()
         };
+        p.kinds.push(Kind::HandshakeSyn);
         t.packet(&p);
         p.conn = next_id + 1_000_000;
         p.number = 2;
+        p.kinds = KindList::default();
+        p.kinds.push(Kind::Rst);
         t.packet(&p);
         assert!(t.last.len() == 1);
-        assert_eq!(t.take(next_id).first_packet, 1);
-        assert_eq!(t.take(next_id + 1_000_000).last_packet, 2);
+        assert_eq!(t.take(next_id).syn_packet, Some(1));
+        assert_eq!(t.take(next_id + 1_000_000).rst_packet, Some(2));
     }
 }

@@ -427,6 +427,8 @@ mod tests {
             server: b,
             first_ts: Timestamp(0),
             last_ts: Timestamp(1_000_000),
+            first_packet: 1,
+            last_packet: 3,
             client_state: TcpState::TimeWait,
             server_state: TcpState::Closed,
             handshake,
