@@ -4,11 +4,12 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 
-const GEN: &str = "/work/shared/tools/gen-pcap/gen_pcap.py";
+mod common;
+use std::process::Command;
 
 struct Run {
     conns: Vec<Value>,
@@ -20,19 +21,13 @@ struct Run {
 fn generate_and_analyse(dir: &Path, args: &[&str]) -> Run {
     let pcap = dir.join("w.pcap");
     let flows = dir.join("w.jsonl");
-    let st = Command::new("python3")
-        .arg(GEN)
-        .args(args)
-        .arg("--out")
-        .arg(&pcap)
-        .arg("--flow-truth")
-        .arg(&flows)
-        .output()
-        .expect("python3 runs gen_pcap.py");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    let out_args = [OsStr::new("--out"), pcap.as_os_str()];
+    let truth_args = [OsStr::new("--flow-truth"), flows.as_os_str()];
+    common::gen_pcap(
+        args.iter()
+            .map(OsStr::new)
+            .chain(out_args)
+            .chain(truth_args),
     );
     let out = Command::new(env!("CARGO_BIN_EXE_tcplens"))
         .arg("read")

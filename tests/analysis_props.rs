@@ -11,9 +11,10 @@ use proptest::prelude::*;
 use serde_json::Value;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::ffi::OsStr;
 use std::io::Cursor;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tcplens::analysis::{AnalysisConfig, Analyzer};
 use tcplens::capture::Timestamp;
@@ -22,6 +23,8 @@ use tcplens::config::Config;
 use tcplens::decode::{OptionSummary, Segment, TcpFlags};
 use tcplens::detect::{DetectConfig, Detectors};
 use tcplens::pipeline::Run;
+
+mod common;
 
 /// Counts live heap bytes per thread (tests run in parallel), for the memory-bound test.
 struct Counting;
@@ -555,41 +558,16 @@ fn memory_is_bounded_when_the_clock_goes_back() {
     );
 }
 
-fn gen_pcap() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        std::env::var_os("TCPLENS_SHARED").map(PathBuf::from),
-        Some(root.join("../shared")),
-        Some(root.join("../../shared")),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|p| p.join("tools/gen-pcap/gen_pcap.py"))
-    .find(|p| p.is_file())
-}
-
 /// A generated SYN flood (10 000 spoofed SYNs on 200 ordinary connections) with a flow table
 /// of 1 000: the table never holds more, the flood's connections are evicted and counted, and
 /// every connection is reported once; with the default limit nothing is evicted and the count
 /// is gen-pcap's.
 #[test]
 fn syn_flood_is_evicted_within_the_bound() {
-    let Some(script) = gen_pcap() else {
-        panic!("gen_pcap.py under ../shared (set TCPLENS_SHARED)");
-    };
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("flood.pcap");
-    let st = Command::new("python3")
-        .arg(script)
-        .args(["--flows", "200", "--syn-flood", "10000", "--quiet", "--out"])
-        .arg(&pcap)
-        .output()
-        .expect("python3 runs gen_pcap.py");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    let args = ["--flows", "200", "--syn-flood", "10000", "--quiet", "--out"];
+    common::gen_pcap(args.map(OsStr::new).into_iter().chain([pcap.as_os_str()]));
     let truth: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("flood.pcap.truth.json")).unwrap(),
     )

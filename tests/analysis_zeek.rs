@@ -8,11 +8,20 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-const Z: &str = "/work/shared/corpus/zeek/";
+mod common;
+
+/// The corpus' Zeek folder.
+fn zeek_dir() -> std::path::PathBuf {
+    common::shared_dir()
+        .expect("the shared corpus (set TCPLENS_SHARED)")
+        .join("corpus/zeek")
+}
 
 fn connections(pcap: &str) -> Vec<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcplens"))
-        .args(["read", &format!("{Z}{pcap}"), "--ndjson"])
+        .arg("read")
+        .arg(zeek_dir().join(pcap))
+        .arg("--ndjson")
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -26,7 +35,7 @@ fn connections(pcap: &str) -> Vec<Value> {
 
 /// Rows of a Zeek log as field maps (header from `#fields` or a bare first line).
 fn zeek_rows(log: &str) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(format!("{Z}{log}")).unwrap();
+    let text = std::fs::read_to_string(zeek_dir().join(log)).unwrap();
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
     for line in text.lines() {
@@ -135,9 +144,9 @@ fn flipped_connections_without_syn() {
 
 #[test]
 fn rst_behaviour_baseline() {
-    let expected = std::fs::read_to_string(format!(
-        "{Z}rst-behavior/scripts.base.protocols.conn.conn_state-RST-behavior.out"
-    ))
+    let expected = std::fs::read_to_string(
+        zeek_dir().join("rst-behavior/scripts.base.protocols.conn.conn_state-RST-behavior.out"),
+    )
     .unwrap();
     let lines: Vec<&str> = expected.lines().filter(|l| !l.starts_with('#')).collect();
     // The baseline's order, per its MANIFEST note.

@@ -3,23 +3,12 @@
 
 use serde_json::Value;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn gen_pcap() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        std::env::var_os("TCPLENS_SHARED").map(PathBuf::from),
-        Some(root.join("../shared")),
-        Some(root.join("../../shared")),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|p| p.join("tools/gen-pcap/gen_pcap.py"))
-    .find(|p| p.is_file())
-    .expect("gen_pcap.py under ../shared (set TCPLENS_SHARED)")
-}
+mod common;
+use std::process::Command;
 
 struct Run {
     findings: Vec<Value>,
@@ -30,21 +19,14 @@ struct Run {
 fn generate(dir: &Path, args: &[&str]) -> Run {
     let pcap = dir.join("w.pcap");
     let flows = dir.join("w.jsonl");
-    let st = Command::new("python3")
-        .arg(gen_pcap())
-        .args(args)
-        .arg("--out")
-        .arg(&pcap)
-        .arg("--flow-truth")
-        .arg(&flows)
-        .arg("--quiet")
-        .output()
-        .expect("python3 runs gen_pcap.py");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    let more = [
+        OsStr::new("--out"),
+        pcap.as_os_str(),
+        OsStr::new("--flow-truth"),
+        flows.as_os_str(),
+        OsStr::new("--quiet"),
+    ];
+    common::gen_pcap(args.iter().map(OsStr::new).chain(more));
     let out = Command::new(env!("CARGO_BIN_EXE_tcplens"))
         .arg("read")
         .arg(&pcap)

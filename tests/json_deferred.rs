@@ -8,17 +8,16 @@
 //! all through the run (closes, resets, the once-a-second sweep ending hundreds at once), so
 //! records fall inside batches, across batch ends and between many packets' notes.
 
+mod common;
 mod json_support;
 
 use clap::Parser;
+use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::Command;
 use tcplens::cli::{Cli, Command as Sub};
 use tcplens::config::Config;
 use tcplens::pipeline::run_file;
-
-const GEN: &str = "/work/shared/tools/gen-pcap/gen_pcap.py";
 
 fn config(flags: &[&str]) -> Config {
     let mut args = vec!["tcplens", "read", "-"];
@@ -110,18 +109,8 @@ fn deferred_records_match_inline_records_on_generated_workloads() {
     ];
     for (i, args) in workloads.iter().enumerate() {
         let pcap = dir.path().join(format!("w{i}.cap"));
-        let st = Command::new("python3")
-            .arg(GEN)
-            .args(*args)
-            .arg("--out")
-            .arg(&pcap)
-            .output()
-            .expect("python3 runs gen_pcap.py");
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        let out = [OsStr::new("--out"), pcap.as_os_str()];
+        common::gen_pcap(args.iter().map(OsStr::new).chain(out));
         for flags in MODES {
             let bytes = compare(&pcap, flags);
             // Enough output that the run spans many batches.
@@ -153,16 +142,8 @@ impl Write for Full {
 fn an_output_error_ends_the_run_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("w.pcap");
-    let st = Command::new("python3")
-        .args([GEN, "--flows", "300", "--seed", "2", "--out"])
-        .arg(&pcap)
-        .output()
-        .expect("python3 runs gen_pcap.py");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    let args = ["--flows", "300", "--seed", "2", "--out"].map(OsStr::new);
+    common::gen_pcap(args.into_iter().chain([pcap.as_os_str()]));
     for flags in [&["--json"][..], &["--ndjson"]] {
         let cfg = config(flags);
         let (all, _) = run(&pcap, &cfg, false);

@@ -3,8 +3,39 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The shared folder (corpus, contract, workload generator): `TCPLENS_SHARED`, else `shared`
+/// beside the crate or beside the worktree that holds it.
+pub fn shared_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        std::env::var_os("TCPLENS_SHARED").map(PathBuf::from),
+        Some(root.join("../shared")),
+        Some(root.join("../../shared")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.join("tools/gen-pcap/gen_pcap.py").is_file())
+}
+
+/// Runs the shared workload generator (`gen_pcap.py`) with `args`; panics when it is missing
+/// or fails.
+pub fn gen_pcap<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) {
+    let dir = shared_dir().expect("gen_pcap.py under ../shared (set TCPLENS_SHARED)");
+    let st = Command::new("python3")
+        .arg(dir.join("tools/gen-pcap/gen_pcap.py"))
+        .args(args)
+        .output()
+        .expect("python3 runs gen_pcap.py");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
 
 /// TCP-level trailers tcplens prints itself: a line that stops before one of them is wrong.
 const TCP_TRAILERS: [&str; 5] = [" [|tcp]", " [RST", " [!RST", " [remaining", " [|mptcp]"];
