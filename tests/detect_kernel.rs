@@ -14,6 +14,8 @@ use tcplens::capture::file::FileSource;
 use tcplens::decode;
 use tcplens::detect::{CookieVerdict, DetectConfig, Detectors, Figures, Finding, FindingKind};
 
+mod common;
+
 struct Out {
     findings: Vec<Finding>,
     conns: Vec<(ConnSummary, Option<CookieVerdict>)>,
@@ -299,16 +301,9 @@ fn findings_per_capture() {
 }
 
 fn corpus() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        std::env::var_os("TCPLENS_SHARED").map(PathBuf::from),
-        Some(root.join("../shared")),
-        Some(root.join("../../shared")),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|p| p.join("corpus/stopddos"))
-    .find(|p| p.is_dir())
+    common::shared_dir()
+        .map(|p| p.join("corpus/stopddos"))
+        .filter(|p| p.is_dir())
 }
 
 #[test]
