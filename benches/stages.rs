@@ -10,9 +10,15 @@
 //! - `+ seq table`: tcpdump's relative-sequence lookup (a hash table keyed by conversation,
 //!   the printer's only per-connection state) for every ACK-bearing TCP segment;
 //! - `+ format`: the whole tcpdump line (seq table included) into a `Vec` cleared every MiB,
-//!   so no output I/O is timed.
+//!   so no output I/O is timed;
+//! - `+ analysis` (on `+ decode`, not on the printer): the flow table's lookup and the
+//!   per-connection TCP analysis of every TCP segment (`Analyzer::packet`), the ended
+//!   connections' records taken;
+//! - `+ detectors`: the cross-connection detectors on top (`Detectors::packet` and
+//!   `connection`).
 //!
-//! Run: `cargo bench --bench stages`. The time of a stage is its line minus the line above.
+//! Run: `cargo bench --bench stages`. The time of a stage is its line minus the line it adds
+//! to (the line above; for `+ analysis`, `+ decode`).
 //! Wall time and, on Linux, the thread's CPU time (`/proc/thread-self/schedstat`) are shown:
 //! on a shared machine the CPU time is the steadier one.
 
@@ -22,9 +28,11 @@ use std::hint::black_box;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
+use tcplens::analysis::{AnalysisConfig, Analyzer};
 use tcplens::capture::file::FileSource;
 use tcplens::config::{LineFormat, TimeFormat};
 use tcplens::decode::{TcpFlags, decode};
+use tcplens::detect::{DetectConfig, Detectors};
 use tcplens::report::seqtable::SeqTable;
 use tcplens::report::tcpdump::TcpdumpPrinter;
 
@@ -126,6 +134,37 @@ fn read_decode_format(path: &Path) -> (u64, u64) {
     (r.0, r.1.wrapping_add(black_box(total + sink.len() as u64)))
 }
 
+/// `+ analysis`, and with `detect` `+ detectors`.
+fn read_decode_analyse(path: &Path, detect: bool) -> (u64, u64) {
+    let mut analyzer = Analyzer::new(AnalysisConfig::default());
+    let mut detectors = Detectors::new(DetectConfig::default());
+    let r = pass(path, |f| {
+        let Some(seg) = decode(f).segment else {
+            return 0;
+        };
+        let info = analyzer.packet(&seg);
+        let fold = info.conn + u64::from(info.rel_seq);
+        if detect {
+            detectors.packet(&seg, info);
+        }
+        for mut c in analyzer.drain_ended() {
+            if detect {
+                detectors.connection(&mut c);
+            }
+        }
+        fold
+    });
+    (r.0, r.1.wrapping_add(black_box(detectors.untracked())))
+}
+
+fn read_decode_analysis(path: &Path) -> (u64, u64) {
+    read_decode_analyse(path, false)
+}
+
+fn read_decode_detectors(path: &Path) -> (u64, u64) {
+    read_decode_analyse(path, true)
+}
+
 /// Nanoseconds this thread has run on a CPU, where Linux tells it.
 fn cpu_ns() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
@@ -138,11 +177,13 @@ fn main() {
     let bytes = std::fs::metadata(&path).expect("workload").len() as f64;
     // Once untimed, so every stage reads from the page cache.
     read_only(&path);
-    let stages: [Stage; 4] = [
+    let stages: [Stage; 6] = [
         ("read", read_only),
         ("+ decode", read_decode),
         ("+ seq table", read_decode_seqtable),
         ("+ format (Vec sink)", read_decode_format),
+        ("+ decode + analysis", read_decode_analysis),
+        ("+ detectors", read_decode_detectors),
     ];
     println!("{}: {runs} runs per stage, medians", path.display());
     let mut times = vec![Vec::with_capacity(runs); stages.len()];
