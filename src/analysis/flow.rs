@@ -9,6 +9,7 @@
 //! socket in TIME_WAIT by an `inet_timewait_sock` the same way).
 
 use super::conn::{Conn, Tail};
+use super::slots::Slots;
 use super::{AnalysisConfig, AnalysisStats, ConnSummary, EndReason, PacketInfo};
 use crate::capture::Timestamp;
 use crate::decode::Segment;
@@ -86,7 +87,7 @@ const V4: u32 = u32::MAX;
 
 impl SlotKey {
     /// The key, whole.
-    fn key(&self, v6_keys: &[Key]) -> Key {
+    fn key(&self, v6_keys: &Slots<Key>) -> Key {
         if self.v6 == V4 {
             Key {
                 addr: [0, u64::from(self.lo), 0, u64::from(self.hi)],
@@ -94,13 +95,13 @@ impl SlotKey {
                 v6: false,
             }
         } else {
-            v6_keys[self.v6 as usize]
+            v6_keys[self.v6]
         }
     }
 
-    fn is(&self, k: &Key, v6_keys: &[Key]) -> bool {
+    fn is(&self, k: &Key, v6_keys: &Slots<Key>) -> bool {
         if k.v6 {
-            self.v6 != V4 && v6_keys[self.v6 as usize] == *k
+            self.v6 != V4 && v6_keys[self.v6] == *k
         } else {
             // An IPv4 key's addresses are below 2^32 (`words`).
             self.v6 == V4
@@ -115,6 +116,18 @@ impl SlotKey {
 const CHUNK_BITS: u32 = 12;
 const CHUNK: usize = 1 << CHUNK_BITS;
 
+/// Slot `i` of a chunked slab.
+fn slot_in(chunks: &[Vec<(SlotKey, Tail)>], i: u32) -> &(SlotKey, Tail) {
+    let i = i as usize;
+    &chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+}
+
+/// Slot `i` of a chunked slab, to overwrite.
+fn slot_in_mut(chunks: &mut [Vec<(SlotKey, Tail)>], i: u32) -> &mut (SlotKey, Tail) {
+    let i = i as usize;
+    &mut chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+}
+
 /// Closed connections whose record is out, keyed like the live ones, with a queue of when
 /// each must be looked at again, so the sweep does not visit every tail every second.
 ///
@@ -126,9 +139,8 @@ struct Tails {
     /// Chunks of [`CHUNK`] slots (the last one may be shorter); slot `i` is
     /// `chunks[i / CHUNK][i % CHUNK]`.
     chunks: Vec<Vec<(SlotKey, Tail)>>,
-    /// The IPv6 tails' keys, and the free places among them.
-    v6_keys: Vec<Key>,
-    free_v6: Vec<u32>,
+    /// The IPv6 tails' keys.
+    v6_keys: Slots<Key>,
     /// Which slots hold a tail (a bit per slot).
     used: Vec<u64>,
     /// Slots freed, reused first.
@@ -154,8 +166,7 @@ impl Tails {
     fn new(cfg: &AnalysisConfig) -> Tails {
         Tails {
             chunks: Vec::new(),
-            v6_keys: Vec::new(),
-            free_v6: Vec::new(),
+            v6_keys: Slots::default(),
             used: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
@@ -192,8 +203,7 @@ impl Tails {
     }
 
     fn slot(&self, i: u32) -> &(SlotKey, Tail) {
-        let i = i as usize;
-        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+        slot_in(&self.chunks, i)
     }
 
     fn is_used(&self, i: u32) -> bool {
@@ -226,7 +236,7 @@ impl Tails {
         self.free.push(i);
         let v6 = self.slot(i).0.v6;
         if v6 != V4 {
-            self.free_v6.push(v6);
+            self.v6_keys.free(v6);
         }
         self.len -= 1;
         self.slot(i).1
@@ -242,17 +252,8 @@ impl Tails {
         let due = Self::due(&t, self.two_msl, self.idle);
         self.origin.get_or_insert(due.div_euclid(SWEEP_NS));
         let sk = if k.v6 {
-            let j = match self.free_v6.pop() {
-                Some(j) => {
-                    self.v6_keys[j as usize] = k;
-                    j
-                }
-                None => {
-                    self.v6_keys.push(k);
-                    // Below 2^32 - 1 ([`V4`]): one per tail held.
-                    (self.v6_keys.len() - 1) as u32
-                }
-            };
+            // Below 2^32 - 1 ([`V4`]): one per tail held.
+            let j = self.v6_keys.insert(k);
             SlotKey {
                 lo: 0,
                 hi: 0,
@@ -269,8 +270,7 @@ impl Tails {
         };
         let i = match self.free.pop() {
             Some(i) => {
-                let i_ = i as usize;
-                self.chunks[i_ >> CHUNK_BITS][i_ & (CHUNK - 1)] = (sk, t);
+                *slot_in_mut(&mut self.chunks, i) = (sk, t);
                 i
             }
             None => {
@@ -289,8 +289,7 @@ impl Tails {
         let h = self.hasher.hash_one(k);
         let (chunks, v6_keys, hasher) = (&self.chunks, &self.v6_keys, &self.hasher);
         self.index.insert_unique(h, i, |&j| {
-            let j = j as usize;
-            hasher.hash_one(chunks[j >> CHUNK_BITS][j & (CHUNK - 1)].0.key(v6_keys))
+            hasher.hash_one(slot_in(chunks, j).0.key(v6_keys))
         });
         self.len += 1;
         self.queue
@@ -629,7 +628,8 @@ mod tests {
             port: [65535, 0],
             v6: false,
         };
-        let keys = [v6];
+        let mut keys = Slots::default();
+        let at = keys.insert(v6);
         let s4 = SlotKey {
             lo: 0x0a00_0001,
             hi: 0xffff_ffff,
@@ -640,7 +640,7 @@ mod tests {
             lo: 0,
             hi: 0,
             ports: 0,
-            v6: 0,
+            v6: at,
         };
         assert_eq!(s4.key(&keys), v4);
         assert_eq!(s6.key(&keys), v6);

@@ -18,6 +18,7 @@ mod conn;
 mod flow;
 pub mod kind;
 pub mod seq;
+pub(crate) mod slots;
 pub mod state;
 pub mod zeek;
 

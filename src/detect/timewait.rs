@@ -10,6 +10,7 @@
 
 use super::sketch::Window;
 use super::{DetectConfig, Figures, Finding, FindingKind, MAX_KEYS, NS_PER_SEC, round2};
+use crate::analysis::slots::Slots;
 use crate::analysis::{ConnSummary, EndReason, Side};
 use crate::capture::Timestamp;
 use crate::report::ndjson::Rfc3339;
@@ -148,9 +149,8 @@ pub struct TimeWait {
     base: u32,
     /// Sequence numbers of the entries still in TIME_WAIT, by (connection id, side).
     live: HashTable<u32>,
-    dests: Vec<Dest>,
+    dests: Slots<Dest>,
     dest_index: HashTable<u32>,
-    free_dests: Vec<u32>,
     fired: Vec<u32>,
 }
 
@@ -179,9 +179,8 @@ impl TimeWait {
             ring: VecDeque::new(),
             base: 0,
             live: HashTable::new(),
-            dests: Vec::new(),
+            dests: Slots::default(),
             dest_index: HashTable::new(),
-            free_dests: Vec::new(),
             fired: Vec::new(),
         }
     }
@@ -295,7 +294,7 @@ impl TimeWait {
         let dh = self.hasher.hash_one((hi, d));
         let dests = &self.dests;
         let di = match self.dest_index.find(dh, |&i| {
-            let e = &dests[i as usize];
+            let e = &dests[i];
             e.host == hi && e.addr == d
         }) {
             Some(&i) => i,
@@ -306,25 +305,16 @@ impl TimeWait {
                     addr: d,
                     n: 0,
                 };
-                let i = match self.free_dests.pop() {
-                    Some(i) => {
-                        self.dests[i as usize] = slot;
-                        i
-                    }
-                    None => {
-                        self.dests.push(slot);
-                        (self.dests.len() - 1) as u32
-                    }
-                };
+                let i = self.dests.insert(slot);
                 let (dests, hasher) = (&self.dests, &self.hasher);
                 self.dest_index.insert_unique(dh, i, |&j| {
-                    let e = &dests[j as usize];
+                    let e = &dests[j];
                     hasher.hash_one((e.host, e.addr))
                 });
                 i
             }
         };
-        let n = &mut self.dests[di as usize].n;
+        let n = &mut self.dests[di].n;
         *n += 1;
         let n = *n;
         let h = &mut self.hosts[hi as usize];
@@ -366,14 +356,14 @@ impl TimeWait {
             h.above = false;
         }
         if dest != NO_DEST {
-            let d = &mut self.dests[dest as usize];
+            let d = &mut self.dests[dest];
             d.n -= 1;
             if d.n == 0 {
                 let dh = self.hasher.hash_one((d.host, d.addr));
                 if let Ok(o) = self.dest_index.find_entry(dh, |&i| i == dest) {
                     o.remove();
                 }
-                self.free_dests.push(dest);
+                self.dests.free(dest);
             }
         }
     }
