@@ -10,7 +10,7 @@
 use crate::capture::file::{CaptureInfo, FileSource};
 use crate::capture::{CaptureError, Frame, Linktype};
 use crate::config::{Config, Mode};
-use crate::decode::{self, Segment};
+use crate::decode::{self, Decoded, Segment};
 use crate::detect::Detectors;
 use crate::filter::Filter;
 use crate::report::analysis::{AnalysisReport, Deferred, RecordWriter};
@@ -73,18 +73,18 @@ struct Front {
     counts: InputCounts,
 }
 
-/// What the front made of a frame that passed the filter.
-struct Passed {
-    /// The TCP segment, for the analysis.
-    segment: Option<Segment>,
-    /// The `-c` count is reached: this is the last frame.
-    last: bool,
-}
-
 impl Front {
-    /// Counts, filters, numbers, decodes and prints (appending to `text`) one frame.
-    /// `Ok(None)`: the filter dropped it.
-    fn frame(&mut self, frame: &Frame<'_>, text: &mut Vec<u8>) -> Result<Option<Passed>, Fatal> {
+    /// Counts, filters, numbers, decodes and prints (appending to `text`) one frame, and hands
+    /// its TCP segment to `segment` with the length of `text` after its line. The segment is
+    /// lent, not returned: it is copied once, where the caller keeps it. `Ok(None)`: the
+    /// filter dropped the frame; `Ok(Some(last))`: `last` when the `-c` count is reached.
+    #[inline(always)]
+    fn frame(
+        &mut self,
+        frame: &Frame<'_>,
+        text: &mut Vec<u8>,
+        segment: impl FnOnce(usize, &Segment),
+    ) -> Result<Option<bool>, Fatal> {
         let c = &mut self.counts;
         c.read += 1;
         c.bytes += frame.data.len() as u64;
@@ -103,19 +103,20 @@ impl Front {
             number: self.passed,
             ..*frame
         };
-        let d = decode::decode(frame);
+        let mut d = Decoded::empty();
+        decode::decode_into(frame, &mut d);
         self.stats.count(d.kind);
         if self.prints {
             self.printer.append_packet(text, frame, &d);
+        }
+        if let Some(seg) = &d.segment {
+            segment(text.len(), seg);
         }
         let last = self.count.is_some_and(|c| self.passed >= c);
         if last {
             self.counts.stopped_by_count = true;
         }
-        Ok(Some(Passed {
-            segment: d.segment,
-            last,
-        }))
+        Ok(Some(last))
     }
 }
 
@@ -165,8 +166,12 @@ impl<'o> Run<'o> {
     pub fn on_frame(&mut self, frame: &Frame<'_>) -> ControlFlow<()> {
         let b = &mut self.back;
         b.line.clear();
-        let passed = match self.front.frame(frame, &mut b.line) {
-            Ok(Some(p)) => p,
+        let mut segment = None;
+        let last = match self
+            .front
+            .frame(frame, &mut b.line, |_, s| segment = Some(*s))
+        {
+            Ok(Some(last)) => last,
             Ok(None) => return ControlFlow::Continue(()),
             Err(f) => {
                 self.fatal = Some(f);
@@ -174,7 +179,7 @@ impl<'o> Run<'o> {
             }
         };
         let mut written = b.out.write_all(&b.line);
-        if let (Ok(()), Some(seg)) = (&written, &passed.segment) {
+        if let (Ok(()), Some(seg)) = (&written, &segment) {
             written = b.analysis.packet(b.out, seg, &mut b.detectors);
         }
         if written.is_ok() && b.flush_each {
@@ -183,7 +188,7 @@ impl<'o> Run<'o> {
         if let Err(e) = written {
             return self.fail(e.into());
         }
-        if passed.last {
+        if last {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -574,23 +579,26 @@ fn run_split(
                 }
             };
             let result = source.run(|frame| {
-                let passed = match front.frame(frame, &mut batch.text) {
-                    Ok(Some(p)) => p,
+                let items = &mut batch.items;
+                let keep = |end, seg: &Segment| {
+                    if analyses {
+                        items.push((end, *seg));
+                    }
+                };
+                let last = match front.frame(frame, &mut batch.text, keep) {
+                    Ok(Some(last)) => last,
                     Ok(None) => return ControlFlow::Continue(()),
                     Err(f) => {
                         fatal = Some(f);
                         return ControlFlow::Break(());
                     }
                 };
-                if analyses && let Some(seg) = passed.segment {
-                    batch.items.push((batch.text.len(), seg));
-                }
                 if (batch.items.len() >= BATCH_FRAMES || batch.text.len() >= BATCH_TEXT)
                     && !hand_over(&mut batch)
                 {
                     return ControlFlow::Break(());
                 }
-                if passed.last {
+                if last {
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())
