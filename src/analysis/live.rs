@@ -231,7 +231,8 @@ impl LiveTable {
                 return;
             }
             if e >> 32 == tag {
-                let i = e as usize;
+                // The slot number is the entry's low half (the high half is the tag).
+                let i = e as u32 as usize;
                 if let Some(slot) = self
                     .chunks
                     .get(i >> CHUNK_BITS)
