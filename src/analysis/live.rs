@@ -215,35 +215,38 @@ impl LiveTable {
         }
     }
 
-    /// Step two: looks hash `h` up by its tag alone and brings that slot's connection into
-    /// the cache. A tag shared with another key only wastes the hint.
+    /// Step two: brings the connection that a lookup of hash `h` will find into the cache
+    /// ([`LiveTable::by_tag`]). A tag shared with another key only wastes the hint.
     #[inline]
     pub(super) fn prefetch_slot(&self, h: u64) {
+        if let Some(slot) = self.by_tag(h) {
+            prefetch(std::ptr::from_ref(slot).cast(), size_of::<Option<Live>>());
+        }
+    }
+
+    /// The slot of the first index entry with the tag of hash `h`, touching no connection:
+    /// the one a lookup of `h` reads first.
+    #[inline]
+    fn by_tag(&self, h: u64) -> Option<&Option<Live>> {
         if self.index.is_empty() {
-            return;
+            return None;
         }
         let (tag, mask) = (h >> 32, self.mask());
         let mut p = Self::home(tag, mask);
         // The index is at most half full: a few steps at most, in practice.
         for _ in 0..8 {
-            let Some(&e) = self.index.get(p) else { return };
+            let e = *self.index.get(p)?;
             if e == EMPTY {
-                return;
+                return None;
             }
             if e >> 32 == tag {
                 // The slot number is the entry's low half (the high half is the tag).
                 let i = e as u32 as usize;
-                if let Some(slot) = self
-                    .chunks
-                    .get(i >> CHUNK_BITS)
-                    .and_then(|c| c.get(i & (CHUNK - 1)))
-                {
-                    prefetch(std::ptr::from_ref(slot).cast(), size_of::<Option<Live>>());
-                }
-                return;
+                return self.chunks.get(i >> CHUNK_BITS)?.get(i & (CHUNK - 1));
             }
             p = (p + 1) & mask;
         }
+        None
     }
 }
 
@@ -290,6 +293,7 @@ mod tests {
                 (k, h)
             };
             let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            let mut fetched_checked = 0;
             for step in 0..20_000u64 {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -301,6 +305,16 @@ mod tests {
                     let s = t.insert(h, Live { key: k, conn });
                     model.insert(p, step);
                     assert_eq!(t.find(h, &k), Some(s));
+                    // The prefetch fetches the slot the lookup reads when that is within its
+                    // 8 probe steps (the tags here are distinct unless colliding).
+                    let (p, _) = t.position(h, &k).expect("just inserted");
+                    if !colliding
+                        && p.wrapping_sub(LiveTable::home(h >> 32, t.mask())) & t.mask() < 8
+                    {
+                        let fetched = t.by_tag(h).and_then(Option::as_ref).map(|l| l.key);
+                        assert_eq!(fetched, Some(k));
+                        fetched_checked += 1;
+                    }
                 } else {
                     let got = t.remove(h, &k).map(|l| l.conn.id);
                     assert_eq!(got, model.remove(&p));
@@ -314,6 +328,7 @@ mod tests {
                 assert_eq!(got, model.get(&p).copied());
             }
             assert_eq!(t.iter().count(), model.len());
+            assert!(colliding || fetched_checked > 1000);
         }
     }
 }
