@@ -31,6 +31,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU64;
 
 /// The tool's name, first field of the document and of the `summary` record.
 pub const TOOL: &str = "tcplens";
@@ -460,20 +461,36 @@ pub struct StateChange {
     to: TcpState,
 }
 
-/// What the JSON reports keep per live connection beyond [`ConnSummary`].
+/// What the JSON reports keep per live connection beyond [`ConnSummary`]: 112 bytes (was
+/// 376 with `u64` counts and `Option<u64>` packet numbers), so that the notes of the ~20k
+/// connections the 5M-packet workload holds open at once stay a few MB.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnNotes {
-    kinds: [u64; ALL_KINDS.len()],
-    syn_packet: Option<u64>,
-    synack_packet: Option<u64>,
-    handshake_ack_packet: Option<u64>,
-    client_fin_packet: Option<u64>,
-    server_fin_packet: Option<u64>,
-    rst_packet: Option<u64>,
-    rst_by: Option<Side>,
+    /// Packets per annotation kind while every count fits in a byte; see `wide`.
+    kinds: [u8; ALL_KINDS.len()],
+    /// [`RST_BY`], [`RST_BY_SERVER`], [`TRUNCATED`].
+    flags: u8,
+    /// Every kind's count, once one passed `u8::MAX` (long connections' duplicate ACKs or
+    /// retransmissions); `kinds` is then stale.
+    wide: Option<Box<[u64; ALL_KINDS.len()]>>,
+    // Packet numbers count from 1, so 0 is free to mean "none" (`NonZeroU64`: 8 bytes).
+    syn_packet: Option<NonZeroU64>,
+    synack_packet: Option<NonZeroU64>,
+    handshake_ack_packet: Option<NonZeroU64>,
+    client_fin_packet: Option<NonZeroU64>,
+    server_fin_packet: Option<NonZeroU64>,
+    rst_packet: Option<NonZeroU64>,
     history: Vec<StateChange>,
-    history_truncated: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<ConnNotes>() == 112);
+
+/// [`ConnNotes::flags`]: a RST was seen, and `rst_by` is known.
+const RST_BY: u8 = 1;
+/// [`ConnNotes::flags`]: the first RST came from the server.
+const RST_BY_SERVER: u8 = 2;
+/// [`ConnNotes::flags`]: more state changes happened than `history` holds.
+const TRUNCATED: u8 = 4;
 
 /// State changes of an ordinary connection from SYN to the end of its close (five per side):
 /// the history's first allocation, so it is the only one.
@@ -517,8 +534,9 @@ impl ConnNotes {
     #[inline]
     fn annotate(&mut self, number: u64, p: &NoteDetail) {
         let from = p.from;
+        let number = NonZeroU64::new(number);
         for k in p.kinds.as_slice() {
-            self.kinds[k.index()] += 1;
+            self.count(k.index());
             let slot = match k {
                 Kind::HandshakeSyn => &mut self.syn_packet,
                 Kind::HandshakeSynack => &mut self.synack_packet,
@@ -530,13 +548,18 @@ impl ConnNotes {
                 Kind::Fin => &mut self.server_fin_packet,
                 Kind::Rst => {
                     if self.rst_packet.is_none() {
-                        self.rst_by = Some(from);
+                        self.flags |= RST_BY;
+                        if from == Side::Server {
+                            self.flags |= RST_BY_SERVER;
+                        }
                     }
                     &mut self.rst_packet
                 }
                 _ => continue,
             };
-            slot.get_or_insert(number);
+            if slot.is_none() {
+                *slot = number;
+            }
         }
         for t in p.transitions.iter().flatten() {
             if self.history.len() < HISTORY_CAP {
@@ -544,15 +567,52 @@ impl ConnNotes {
                     self.history.reserve_exact(HISTORY_USUAL);
                 }
                 self.history.push(StateChange {
-                    packet: number,
+                    packet: number.map_or(0, NonZeroU64::get),
                     side: t.side,
                     from: t.from,
                     to: t.to,
                 });
             } else {
-                self.history_truncated = true;
+                self.flags |= TRUNCATED;
             }
         }
+    }
+
+    /// Counts one packet of kind `i`.
+    #[inline]
+    fn count(&mut self, i: usize) {
+        if let Some(w) = &mut self.wide {
+            w[i] += 1;
+            return;
+        }
+        let Some(n) = self.kinds.get_mut(i) else {
+            return;
+        };
+        match n.checked_add(1) {
+            Some(m) => *n = m,
+            None => {
+                let mut w = Box::new(self.kinds.map(u64::from));
+                w[i] += 1;
+                self.wide = Some(w);
+            }
+        }
+    }
+
+    /// Packets of kind `i` ([`ALL_KINDS`]' order).
+    fn kind_count(&self, i: usize) -> u64 {
+        match &self.wide {
+            Some(w) => w[i],
+            None => u64::from(self.kinds[i]),
+        }
+    }
+
+    /// Who sent the first RST.
+    fn rst_by(&self) -> Option<Side> {
+        (self.flags & RST_BY != 0).then_some(if self.flags & RST_BY_SERVER != 0 {
+            Side::Server
+        } else {
+            Side::Client
+        })
     }
 }
 
@@ -715,6 +775,19 @@ impl Serialize for AnnotationCounts<'_> {
     }
 }
 
+/// A connection's count for every annotation kind.
+struct NoteCounts<'a>(&'a ConnNotes);
+
+impl Serialize for NoteCounts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(ALL_KINDS.len()))?;
+        for (i, k) in ALL_KINDS.iter().enumerate() {
+            m.serialize_entry(k.as_str(), &self.0.kind_count(i))?;
+        }
+        m.end()
+    }
+}
+
 /// A connection object: the `connections` items of `--json` and the `connection` records of
 /// `--ndjson` (which add `"type": "connection"`).
 #[derive(Serialize, JsonSchema)]
@@ -803,7 +876,7 @@ pub struct ConnRecord<'a> {
     server_sent: Counts,
     /// Packets of this connection carrying each annotation kind.
     #[schemars(schema_with = "annotation_counts_schema")]
-    annotations: AnnotationCounts<'a>,
+    annotations: NoteCounts<'a>,
     /// Both sides' state changes in packet order.
     state_history: &'a [StateChange],
     /// More state changes happened than are listed.
@@ -838,24 +911,24 @@ impl<'a> ConnRecord<'a> {
             duration_ns: c.last_ts.0.saturating_sub(c.first_ts.0),
             first_packet: c.first_packet,
             last_packet: c.last_packet,
-            syn_packet: n.syn_packet,
-            synack_packet: n.synack_packet,
-            handshake_ack_packet: n.handshake_ack_packet,
+            syn_packet: n.syn_packet.map(NonZeroU64::get),
+            synack_packet: n.synack_packet.map(NonZeroU64::get),
+            handshake_ack_packet: n.handshake_ack_packet.map(NonZeroU64::get),
             syn_synack_ns: c.syn_synack_ns,
             synack_ack_ns: c.synack_ack_ns,
             syn_retransmissions: c.syn_retransmissions,
             synack_retransmissions: c.synack_retransmissions,
-            client_fin_packet: n.client_fin_packet,
-            server_fin_packet: n.server_fin_packet,
-            rst_packet: n.rst_packet,
-            rst_by: n.rst_by,
+            client_fin_packet: n.client_fin_packet.map(NonZeroU64::get),
+            server_fin_packet: n.server_fin_packet.map(NonZeroU64::get),
+            rst_packet: n.rst_packet.map(NonZeroU64::get),
+            rst_by: n.rst_by(),
             midstream: c.midstream,
             port_reuse: c.port_reuse,
             client_sent: c.client_counts.into(),
             server_sent: c.server_counts.into(),
-            annotations: AnnotationCounts(&n.kinds),
+            annotations: NoteCounts(n),
             state_history: &n.history,
-            state_history_truncated: n.history_truncated,
+            state_history_truncated: n.flags & TRUNCATED != 0,
         }
     }
 }
@@ -958,12 +1031,12 @@ impl ConnRecord<'_> {
         out.extend_from_slice(b",\"server_sent\":");
         self.server_sent.write_json(out);
         out.extend_from_slice(b",\"annotations\":{");
-        for (i, (k, n)) in ALL_KINDS.iter().zip(self.annotations.0).enumerate() {
+        for (i, k) in ALL_KINDS.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             key(out, k.as_str());
-            num(out, *n);
+            num(out, self.annotations.0.kind_count(i));
         }
         out.extend_from_slice(b"},\"state_history\":[");
         for (i, t) in self.state_history.iter().enumerate() {
@@ -1563,6 +1636,57 @@ mod tests {
         assert_eq!(v["inputs"], serde_json::json!([]));
     }
 
+    /// Byte-sized kind counts move to `u64`s when one passes 255: every count stays the number
+    /// of packets fed, and the other notes are kept.
+    #[test]
+    fn kind_counts_past_a_byte_stay_exact() {
+        let mut n = ConnNotes::default();
+        let mut p = PacketInfo {
+            from: Some(Side::Server),
+            ..PacketInfo::default()
+        };
+        p.kinds.push(Kind::Rst);
+        p.number = 7;
+        n.packet(&p);
+        p.kinds = KindList::default();
+        p.kinds.push(Kind::DuplicateAck);
+        p.kinds.push(Kind::Retransmission);
+        for number in 8..8 + 70_000 {
+            p.number = number;
+            n.packet(&p);
+            if number % 3 == 0 {
+                let mut q = p;
+                q.kinds = KindList::default();
+                q.kinds.push(Kind::OutOfOrder);
+                n.packet(&q);
+            }
+        }
+        let want = |k: Kind| match k {
+            Kind::Rst => 1,
+            Kind::DuplicateAck | Kind::Retransmission => 70_000,
+            Kind::OutOfOrder => (8..8 + 70_000u64).filter(|x| x % 3 == 0).count() as u64,
+            _ => 0,
+        };
+        for (i, k) in ALL_KINDS.iter().enumerate() {
+            assert_eq!(n.kind_count(i), want(*k), "{}", k.as_str());
+        }
+        assert_eq!(n.rst_packet, NonZeroU64::new(7));
+        assert_eq!(n.rst_by(), Some(Side::Server));
+        // Below a byte nothing moves.
+        let mut m = ConnNotes::default();
+        for number in 1..=255 {
+            p.number = number;
+            m.packet(&p);
+        }
+        assert!(m.wide.is_none());
+        assert_eq!(m.kind_count(Kind::DuplicateAck.index()), 255);
+        p.number = 256;
+        m.packet(&p);
+        assert!(m.wide.is_some());
+        assert_eq!(m.kind_count(Kind::DuplicateAck.index()), 256);
+        assert_eq!(m.rst_by(), None);
+    }
+
     /// The slab gives every connection the notes a plain map by id gives, whatever order
     /// connections end in, and stays within its bound while a long-lived connection holds its
     /// front.
@@ -1638,7 +1762,7 @@ mod tests {
         p.kinds.push(Kind::Rst);
         t.packet(&p);
         assert!(t.last.len() == 1);
-        assert_eq!(t.take(next_id).syn_packet, Some(1));
-        assert_eq!(t.take(next_id + 1_000_000).rst_packet, Some(2));
+        assert_eq!(t.take(next_id).syn_packet, NonZeroU64::new(1));
+        assert_eq!(t.take(next_id + 1_000_000).rst_packet, NonZeroU64::new(2));
     }
 }
