@@ -14,6 +14,7 @@
 //! Timestamps are RFC 3339 strings with nanoseconds plus the integer nanoseconds since the epoch
 //! as a string (JSON numbers lose precision past 2^53).
 
+use crate::analysis::slots::Slots;
 use crate::analysis::{
     ALL_KINDS, AnalysisStats, CloseKind, ConnSummary, EndReason, Handshake, Kind, KindList,
     PacketInfo, RstCheck, Side, SideCounts, TcpState, Transition, state::ALL_STATES,
@@ -616,40 +617,43 @@ impl ConnNotes {
     }
 }
 
-/// Slots the slab may hold beyond 1.25 times its live notes before the oldest live ones move
-/// out.
+/// Ids the index may span beyond twice its live notes before the oldest live ones move to the
+/// map.
 const SLAB_SLACK: usize = 1024;
 
-/// The most slots the slab spans with `live` notes in it. The slab's ring doubles as it grows,
-/// so its room is up to twice this: 1.25 rather than 2 times the live notes took the 5M-packet
-/// workload's `--json` peak from 93 to 81 MB (the slab from 24.6 to 12.3 MB), same output.
+/// The most ids the index spans with `live` notes in it. An id costs 4 bytes there, so the
+/// bound is loose: only connections that outlive some thousands of newer ones move to the
+/// map.
 fn slab_span(live: usize) -> usize {
-    live + live / 4 + SLAB_SLACK
+    2 * live + SLAB_SLACK
 }
+
+/// No notes at this id ([`ConnTracker::ids`]).
+const NONE: u32 = u32::MAX;
 
 /// Notes of the live connections, by connection id; a connection's notes leave with it.
 ///
-/// Ids are handed out densely in first-seen order, so the notes sit in a slab indexed by
+/// The notes sit in [`Slots`], reused as connections end, so they take the room of the most
+/// connections noted at once and no more (112 bytes each). Ids are handed out densely in
+/// first-seen order, so a connection's slot is found in a ring of `u32` positions indexed by
 /// `id - base` (no hashing). Most packets carry no annotation and change no state: they are
 /// not noted at all (a connection's first and last packet numbers are in its summary).
 ///
-/// Connections do not end in id order: a long-lived one would hold the slab's front while
-/// newer ones come and go, so when the slab spans more than [`slab_span`] slots the oldest
-/// live notes move to a map. Memory stays bounded by the live
-/// connections.
+/// Connections do not end in id order: a long-lived one would hold the ring's front while
+/// newer ones come and go, so when the ring spans more than [`slab_span`] ids the oldest
+/// live ones move to a map. Memory stays bounded by the live connections.
 #[derive(Debug, Default)]
 pub struct ConnTracker {
-    /// Whether ids `base..base + last.len()` have notes (the last noted packet's number; 0:
-    /// none yet or any more).
-    last: VecDeque<u64>,
-    /// The notes of the same ids.
-    notes: VecDeque<ConnNotes>,
-    /// The id of `last[0]` and `notes[0]`.
+    /// The slot of the notes of ids `base..base + ids.len()`, or [`NONE`].
+    ids: VecDeque<u32>,
+    /// The id of `ids[0]`.
     base: u64,
-    /// Ids in the slab with notes.
+    /// Ids in the ring with notes.
     live: usize,
-    /// Notes of live connections older than `base`.
-    old: HashMap<u64, ConnNotes, foldhash::fast::RandomState>,
+    /// The notes.
+    notes: Slots<ConnNotes>,
+    /// Slots of the notes of live connections older than `base`.
+    old: HashMap<u64, u32, foldhash::fast::RandomState>,
 }
 
 impl ConnTracker {
@@ -663,35 +667,49 @@ impl ConnTracker {
     /// Adds packet `number` of connection `conn`, with its detail ([`NoteDetail::of`]), to the
     /// connection's notes.
     pub fn note(&mut self, conn: u64, number: u64, detail: &NoteDetail) {
-        let Some(i) = conn.checked_sub(self.base) else {
-            self.old.entry(conn).or_default().annotate(number, detail);
-            return;
+        let slot = match conn.checked_sub(self.base) {
+            Some(i) => self.ring_slot(conn, i),
+            None => match self.old.get(&conn) {
+                Some(&s) => s,
+                None => {
+                    let s = self.notes.insert(ConnNotes::default());
+                    self.old.insert(conn, s);
+                    s
+                }
+            },
         };
+        self.notes[slot].annotate(number, detail);
+    }
+
+    /// The slot of `conn`, `i` ids past `base`, in the ring; a new one if it had none.
+    fn ring_slot(&mut self, conn: u64, i: u64) -> u32 {
         let mut i = usize::try_from(i).unwrap_or(usize::MAX);
         // A new id is the next one (ids without packets aside), so this does not happen; if it
-        // did, the slab would start afresh at `p.conn` rather than grow to it.
-        if i > self.last.len() + SLAB_SLACK {
-            while !self.last.is_empty() {
-                if let Some(n) = self.pop_front() {
-                    self.old.insert(self.base - 1, n);
+        // did, the ring would start afresh at `conn` rather than grow to it.
+        if i > self.ids.len() + SLAB_SLACK {
+            while let Some(s) = self.ids.pop_front() {
+                if s != NONE {
+                    self.old.insert(self.base, s);
                 }
+                self.base += 1;
             }
             self.live = 0;
             self.base = conn;
             i = 0;
         }
-        if i >= self.last.len() {
-            self.last.resize(i + 1, 0);
-            self.notes.resize_with(i + 1, ConnNotes::default);
+        if i >= self.ids.len() {
+            self.ids.resize(i + 1, NONE);
         }
-        let (Some(last), Some(notes)) = (self.last.get_mut(i), self.notes.get_mut(i)) else {
-            return;
-        };
-        if *last == 0 {
-            self.live += 1;
+        match self.ids.get_mut(i) {
+            Some(s) if *s == NONE => {
+                self.live += 1;
+                *s = self.notes.insert(ConnNotes::default());
+                *s
+            }
+            Some(s) => *s,
+            // Not reached: the ring was resized to hold `i`.
+            None => self.notes.insert(ConnNotes::default()),
         }
-        *last = number;
-        notes.annotate(number, detail);
     }
 
     /// Removes and returns the notes of a connection that ended.
@@ -699,34 +717,33 @@ impl ConnTracker {
         let i = id
             .checked_sub(self.base)
             .and_then(|i| usize::try_from(i).ok());
-        let notes = match i.and_then(|i| Some((self.last.get_mut(i)?, self.notes.get_mut(i)?))) {
-            Some((last, notes)) if *last != 0 => {
+        let slot = match i.map(|i| self.ids.get_mut(i)) {
+            Some(Some(s)) if *s != NONE => {
                 self.live -= 1;
-                *last = 0;
-                Some(std::mem::take(notes))
+                Some(std::mem::replace(s, NONE))
             }
             Some(_) => None,
-            // Ids below the slab.
+            // Ids below the ring.
             None => self.old.remove(&id),
         };
-        while self.last.front() == Some(&0) {
-            self.pop_front();
+        while self.ids.front() == Some(&NONE) {
+            self.ids.pop_front();
+            self.base += 1;
         }
-        while self.last.len() > slab_span(self.live) {
-            if let Some(n) = self.pop_front() {
+        while self.ids.len() > slab_span(self.live) {
+            if let Some(s) = self.ids.pop_front().filter(|&s| s != NONE) {
                 self.live -= 1;
-                self.old.insert(self.base - 1, n);
+                self.old.insert(self.base, s);
             }
+            self.base += 1;
         }
-        notes.unwrap_or_default()
-    }
-
-    /// Drops the slab's first id; returns its notes if it had any.
-    fn pop_front(&mut self) -> Option<ConnNotes> {
-        let last = self.last.pop_front()?;
-        let notes = self.notes.pop_front();
-        self.base += 1;
-        notes.filter(|_| last != 0)
+        match slot {
+            Some(s) => {
+                self.notes.free(s);
+                std::mem::take(&mut self.notes[s])
+            }
+            None => ConnNotes::default(),
+        }
     }
 }
 
@@ -1721,7 +1738,7 @@ mod tests {
                 1 if live.len() > 1 => {
                     let id = live.swap_remove(1 + rand(live.len() as u64 - 1) as usize);
                     assert_eq!(t.take(id), model.remove(&id).unwrap_or_default(), "id {id}");
-                    assert!(t.last.len() <= slab_span(t.live));
+                    assert!(t.ids.len() <= slab_span(t.live));
                     taken += 1;
                     continue;
                 }
@@ -1747,7 +1764,7 @@ mod tests {
         for id in live {
             assert_eq!(t.take(id), model.remove(&id).unwrap_or_default(), "id {id}");
         }
-        assert!(t.last.is_empty() && t.old.is_empty());
+        assert!(t.ids.is_empty() && t.old.is_empty());
         // An id far past the slab starts it afresh; the notes before it are kept.
         let mut p = PacketInfo {
             number: 1,
@@ -1761,7 +1778,7 @@ mod tests {
         p.kinds = KindList::default();
         p.kinds.push(Kind::Rst);
         t.packet(&p);
-        assert!(t.last.len() == 1);
+        assert!(t.ids.len() == 1);
         assert_eq!(t.take(next_id).syn_packet, NonZeroU64::new(1));
         assert_eq!(t.take(next_id + 1_000_000).rst_packet, NonZeroU64::new(2));
     }
