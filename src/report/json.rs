@@ -481,7 +481,75 @@ pub struct ConnNotes {
     client_fin_packet: Option<NonZeroU64>,
     server_fin_packet: Option<NonZeroU64>,
     rst_packet: Option<NonZeroU64>,
-    history: Vec<StateChange>,
+    history: Vec<Change>,
+}
+
+/// An entry of a connection's state history: 8 bytes where a [`StateChange`] takes 16, since
+/// the packet is given as the distance from the previous entry's (from 0 for the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Change {
+    /// Packets since the previous change.
+    delta: u32,
+    side: Side,
+    from: TcpState,
+    to: TcpState,
+    /// Not a change: a distance past `u32::MAX`, whose upper half this `delta` is (the next
+    /// entry holds the change and the lower half).
+    carry: bool,
+}
+
+impl Change {
+    /// A change at packet `number`, after the changes `h`; the distance's upper half first
+    /// (as a carry) when it has one.
+    fn push(h: &mut Vec<Change>, number: u64, t: &Transition) {
+        let last = changes(h).last().map_or(0, |c| c.packet);
+        let d = number.wrapping_sub(last);
+        let mut c = Change {
+            delta: (d >> 32) as u32,
+            side: t.side,
+            from: t.from,
+            to: t.to,
+            carry: true,
+        };
+        if c.delta != 0 {
+            h.push(c);
+        }
+        c.delta = d as u32;
+        c.carry = false;
+        h.push(c);
+    }
+}
+
+/// The state changes of a history, in order, with their packet numbers.
+fn changes(h: &[Change]) -> impl Iterator<Item = StateChange> + '_ {
+    let mut at = 0u64;
+    h.iter().filter_map(move |c| {
+        if c.carry {
+            at = at.wrapping_add(u64::from(c.delta) << 32);
+            return None;
+        }
+        at = at.wrapping_add(u64::from(c.delta));
+        Some(StateChange {
+            packet: at,
+            side: c.side,
+            from: c.from,
+            to: c.to,
+        })
+    })
+}
+
+/// A connection's state changes, serialised as [`StateChange`]s.
+struct History<'a>(&'a [Change]);
+
+impl Serialize for History<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(changes(self.0))
+    }
+}
+
+fn history_schema(g: &mut SchemaGenerator) -> Schema {
+    let item = g.subschema_for::<StateChange>();
+    json_schema!({ "type": "array", "items": item })
 }
 
 const _: () = assert!(std::mem::size_of::<ConnNotes>() == 112);
@@ -563,19 +631,17 @@ impl ConnNotes {
             }
         }
         for t in p.transitions.iter().flatten() {
-            if self.history.len() < HISTORY_CAP {
-                if self.history.capacity() == 0 {
-                    self.history.reserve_exact(HISTORY_USUAL);
-                }
-                self.history.push(StateChange {
-                    packet: number.map_or(0, NonZeroU64::get),
-                    side: t.side,
-                    from: t.from,
-                    to: t.to,
-                });
-            } else {
+            // Carries aside (only past 2^32 packets), the entries are the changes.
+            let full = self.history.len() >= HISTORY_CAP
+                && self.history.iter().filter(|c| !c.carry).count() >= HISTORY_CAP;
+            if full {
                 self.flags |= TRUNCATED;
+                continue;
             }
+            if self.history.capacity() == 0 {
+                self.history.reserve_exact(HISTORY_USUAL);
+            }
+            Change::push(&mut self.history, number.map_or(0, NonZeroU64::get), t);
         }
     }
 
@@ -895,7 +961,8 @@ pub struct ConnRecord<'a> {
     #[schemars(schema_with = "annotation_counts_schema")]
     annotations: NoteCounts<'a>,
     /// Both sides' state changes in packet order.
-    state_history: &'a [StateChange],
+    #[schemars(schema_with = "history_schema")]
+    state_history: History<'a>,
     /// More state changes happened than are listed.
     state_history_truncated: bool,
 }
@@ -944,7 +1011,7 @@ impl<'a> ConnRecord<'a> {
             client_sent: c.client_counts.into(),
             server_sent: c.server_counts.into(),
             annotations: NoteCounts(n),
-            state_history: &n.history,
+            state_history: History(&n.history),
             state_history_truncated: n.flags & TRUNCATED != 0,
         }
     }
@@ -1056,7 +1123,7 @@ impl ConnRecord<'_> {
             num(out, self.annotations.0.kind_count(i));
         }
         out.extend_from_slice(b"},\"state_history\":[");
-        for (i, t) in self.state_history.iter().enumerate() {
+        for (i, t) in changes(self.state_history.0).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -1702,6 +1769,57 @@ mod tests {
         assert!(m.wide.is_some());
         assert_eq!(m.kind_count(Kind::DuplicateAck.index()), 256);
         assert_eq!(m.rst_by(), None);
+    }
+
+    /// The 8-byte history entries give back every packet number, however far apart (carries
+    /// past 2^32), and the history still stops at `HISTORY_CAP` changes.
+    #[test]
+    fn history_keeps_exact_packet_numbers() {
+        use crate::analysis::Transition;
+        let numbers = [
+            0,
+            1,
+            5,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            1 << 32,
+            (1 << 40) + 3,
+            (1 << 40) + 3,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let mut n = ConnNotes::default();
+        let mut p = PacketInfo::default();
+        let states = [TcpState::SynSent, TcpState::Established, TcpState::FinWait1];
+        let mut want = Vec::new();
+        for i in 0..HISTORY_CAP + 5 {
+            let number = numbers.get(i).copied().unwrap_or(u64::MAX);
+            let (side, from, to) = (
+                [Side::Client, Side::Server][i % 2],
+                states[i % 3],
+                states[(i + 1) % 3],
+            );
+            p.transitions[0] = Some(Transition { side, from, to });
+            n.annotate(number, &NoteDetail::of(&p).unwrap());
+            if i < HISTORY_CAP {
+                // Number 0 is no packet number: the history keeps it as given.
+                want.push(StateChange {
+                    packet: number,
+                    side,
+                    from,
+                    to,
+                });
+            }
+        }
+        assert_eq!(changes(&n.history).collect::<Vec<_>>(), want);
+        assert!(n.history.iter().any(|c| c.carry));
+        assert_eq!(n.flags & TRUNCATED, TRUNCATED);
+        let mut m = ConnNotes::default();
+        for i in 0..HISTORY_CAP as u64 {
+            m.annotate(i + 1, &NoteDetail::of(&p).unwrap());
+        }
+        assert_eq!(m.flags & TRUNCATED, 0);
+        assert_eq!(changes(&m.history).count(), HISTORY_CAP);
     }
 
     /// The slab gives every connection the notes a plain map by id gives, whatever order
