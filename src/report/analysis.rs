@@ -113,7 +113,10 @@ impl AnalysisReport {
                     }
                 }
                 if self.mode == Mode::Ndjson {
-                    self.ndjson.packet(out.bytes(), seg, info)?;
+                    match out {
+                        Sink::Now(out) => self.ndjson.packet(*out, seg, info)?,
+                        Sink::Later(bytes, _) => NdjsonWriter::packet_into(bytes, seg, info),
+                    }
                 }
             }
             Mode::Summary | Mode::Plain => {}
