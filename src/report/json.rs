@@ -485,10 +485,10 @@ pub struct ConnNotes {
 }
 
 /// An entry of a connection's state history: 8 bytes where a [`StateChange`] takes 16, since
-/// the packet is given as the distance from the previous entry's (from 0 for the first).
+/// the packet is given as the distance from the first change's (from 0 for the first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Change {
-    /// Packets since the previous change.
+    /// Packets since the first change.
     delta: u32,
     side: Side,
     from: TcpState,
@@ -502,8 +502,7 @@ impl Change {
     /// A change at packet `number`, after the changes `h`; the distance's upper half first
     /// (as a carry) when it has one.
     fn push(h: &mut Vec<Change>, number: u64, t: &Transition) {
-        let last = changes(h).last().map_or(0, |c| c.packet);
-        let d = number.wrapping_sub(last);
+        let d = number.wrapping_sub(changes(h).next().map_or(0, |c| c.packet));
         let mut c = Change {
             delta: (d >> 32) as u32,
             side: t.side,
@@ -522,15 +521,21 @@ impl Change {
 
 /// The state changes of a history, in order, with their packet numbers.
 fn changes(h: &[Change]) -> impl Iterator<Item = StateChange> + '_ {
-    let mut at = 0u64;
-    h.iter().filter_map(move |c| {
+    // The first change's packet (0 before it), and a carry's upper half for the next entry.
+    let (mut first, mut high) = (0u64, 0u64);
+    h.iter().enumerate().filter_map(move |(i, c)| {
         if c.carry {
-            at = at.wrapping_add(u64::from(c.delta) << 32);
+            high = u64::from(c.delta) << 32;
             return None;
         }
-        at = at.wrapping_add(u64::from(c.delta));
+        let packet = first.wrapping_add(high | u64::from(c.delta));
+        // The first change is entry 0, or entry 1 after a carry.
+        if i == usize::from(h[0].carry) {
+            first = packet;
+        }
+        high = 0;
         Some(StateChange {
-            packet: at,
+            packet,
             side: c.side,
             from: c.from,
             to: c.to,
@@ -665,11 +670,11 @@ impl ConnNotes {
         }
     }
 
-    /// Packets of kind `i` ([`ALL_KINDS`]' order).
-    fn kind_count(&self, i: usize) -> u64 {
+    /// Packets of each kind, in [`ALL_KINDS`]' order.
+    fn counts(&self) -> [u64; ALL_KINDS.len()] {
         match &self.wide {
-            Some(w) => w[i],
-            None => u64::from(self.kinds[i]),
+            Some(w) => **w,
+            None => self.kinds.map(u64::from),
         }
     }
 
@@ -864,8 +869,8 @@ struct NoteCounts<'a>(&'a ConnNotes);
 impl Serialize for NoteCounts<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(ALL_KINDS.len()))?;
-        for (i, k) in ALL_KINDS.iter().enumerate() {
-            m.serialize_entry(k.as_str(), &self.0.kind_count(i))?;
+        for (k, n) in ALL_KINDS.iter().zip(self.0.counts()) {
+            m.serialize_entry(k.as_str(), &n)?;
         }
         m.end()
     }
@@ -1115,12 +1120,13 @@ impl ConnRecord<'_> {
         out.extend_from_slice(b",\"server_sent\":");
         self.server_sent.write_json(out);
         out.extend_from_slice(b",\"annotations\":{");
-        for (i, k) in ALL_KINDS.iter().enumerate() {
+        let counts = self.annotations.0.counts();
+        for (i, (k, n)) in ALL_KINDS.iter().zip(&counts).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             key(out, k.as_str());
-            num(out, self.annotations.0.kind_count(i));
+            num(out, *n);
         }
         out.extend_from_slice(b"},\"state_history\":[");
         for (i, t) in changes(self.state_history.0).enumerate() {
@@ -1751,8 +1757,8 @@ mod tests {
             Kind::OutOfOrder => (8..8 + 70_000u64).filter(|x| x % 3 == 0).count() as u64,
             _ => 0,
         };
-        for (i, k) in ALL_KINDS.iter().enumerate() {
-            assert_eq!(n.kind_count(i), want(*k), "{}", k.as_str());
+        for (k, got) in ALL_KINDS.iter().zip(n.counts()) {
+            assert_eq!(got, want(*k), "{}", k.as_str());
         }
         assert_eq!(n.rst_packet, NonZeroU64::new(7));
         assert_eq!(n.rst_by(), Some(Side::Server));
@@ -1763,11 +1769,11 @@ mod tests {
             m.packet(&p);
         }
         assert!(m.wide.is_none());
-        assert_eq!(m.kind_count(Kind::DuplicateAck.index()), 255);
+        assert_eq!(m.counts()[Kind::DuplicateAck.index()], 255);
         p.number = 256;
         m.packet(&p);
         assert!(m.wide.is_some());
-        assert_eq!(m.kind_count(Kind::DuplicateAck.index()), 256);
+        assert_eq!(m.counts()[Kind::DuplicateAck.index()], 256);
         assert_eq!(m.rst_by(), None);
     }
 
@@ -1820,6 +1826,16 @@ mod tests {
         }
         assert_eq!(m.flags & TRUNCATED, 0);
         assert_eq!(changes(&m.history).count(), HISTORY_CAP);
+        // A first change past 2^32 (a carry first), then changes near it and far from it.
+        let first = (1 << 33) + 7;
+        let numbers = [first, first + 5, first + (1 << 32) + 1, first + 6, u64::MAX];
+        let mut m = ConnNotes::default();
+        for &number in &numbers {
+            m.annotate(number, &NoteDetail::of(&p).unwrap());
+        }
+        assert!(m.history[0].carry);
+        let got: Vec<u64> = changes(&m.history).map(|c| c.packet).collect();
+        assert_eq!(got, numbers);
     }
 
     /// The slab gives every connection the notes a plain map by id gives, whatever order
