@@ -113,10 +113,7 @@ impl AnalysisReport {
                     }
                 }
                 if self.mode == Mode::Ndjson {
-                    match out {
-                        Sink::Now(out) => self.ndjson.packet(*out, seg, info)?,
-                        Sink::Later(bytes, _) => NdjsonWriter::packet_into(bytes, seg, info),
-                    }
+                    self.ndjson.packet(out.bytes(), seg, info)?;
                 }
             }
             Mode::Summary | Mode::Plain => {}

@@ -506,12 +506,6 @@ pub fn ndjson_schema() -> Schema {
     schema_of::<NdjsonRecord<'static>>()
 }
 
-/// Room kept for the next packet line in a batch's report text (the longest is under 1.5 KB:
-/// IPv6 addresses, every option, four SACK blocks, twelve kinds, four state changes).
-const LINE_ROOM: usize = 2048;
-/// How much a batch's report text grows at a time ([`NdjsonWriter::packet_into`]).
-const TEXT_STEP: usize = 64 << 10;
-
 /// Streams ndjson records.
 #[derive(Debug, Default)]
 pub struct NdjsonWriter {
@@ -540,16 +534,6 @@ impl NdjsonWriter {
         self.buf.clear();
         write_packet(&mut self.buf, seg, p);
         out.write_all(&self.buf)
-    }
-
-    /// [`Self::packet`] into a batch's report text, which grows by [`TEXT_STEP`] at a time
-    /// rather than doubling: a batch of 1024 lines (~450 KB) then keeps ~500 KB of room, not
-    /// 1 MB, in each of the batches in flight or waiting for the writer.
-    pub fn packet_into(out: &mut Vec<u8>, seg: &Segment, p: &PacketInfo) {
-        if out.capacity() - out.len() < LINE_ROOM {
-            out.reserve_exact(TEXT_STEP);
-        }
-        write_packet(out, seg, p);
     }
 
     /// One `connection` record, written by hand: the bytes serde_json writes for [`ConnLine`]
