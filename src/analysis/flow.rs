@@ -9,14 +9,14 @@
 //! socket in TIME_WAIT by an `inet_timewait_sock` the same way).
 
 use super::conn::{Conn, Tail};
+use super::live::{Live, LiveTable};
 use super::slots::Slots;
 use super::{AnalysisConfig, AnalysisStats, ConnSummary, EndReason, PacketInfo};
 use crate::capture::Timestamp;
 use crate::decode::Segment;
 use hashbrown::HashTable;
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
@@ -24,9 +24,12 @@ use std::net::IpAddr;
 /// (IPv4 in the low bits, with the family beside them): hashing and comparing them is cheaper
 /// than `IpAddr`'s enum, and this lookup runs once per packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Key {
+pub(super) struct Key {
     addr: [u64; 4],
-    port: [u16; 2],
+    /// The lower end's port in the high 16 bits: one 32-bit word, written and compared
+    /// whole (a key built with two 16-bit stores and compared with a 32-bit load stalled the
+    /// load until the stores reached the cache).
+    ports: u32,
     v6: bool,
 }
 
@@ -37,9 +40,7 @@ impl Hash for Key {
         h.write_u64(a ^ c.rotate_left(32));
         h.write_u64(b);
         h.write_u64(d);
-        h.write_u64(
-            u64::from(self.port[0]) << 32 | u64::from(self.port[1]) << 1 | u64::from(self.v6),
-        );
+        h.write_u64(u64::from(self.ports) << 1 | u64::from(self.v6));
     }
 }
 
@@ -55,7 +56,7 @@ fn words(ip: IpAddr) -> ([u64; 2], bool) {
 }
 
 impl Key {
-    fn of(seg: &Segment) -> Key {
+    pub(super) fn of(seg: &Segment) -> Key {
         let (a, v6) = words(seg.src);
         let (b, _) = words(seg.dst);
         let (lo, hi) = if (a, seg.sport) <= (b, seg.dport) {
@@ -65,7 +66,7 @@ impl Key {
         };
         Key {
             addr: [lo.0[0], lo.0[1], hi.0[0], hi.0[1]],
-            port: [lo.1, hi.1],
+            ports: u32::from(lo.1) << 16 | u32::from(hi.1),
             v6,
         }
     }
@@ -91,7 +92,7 @@ impl SlotKey {
         if self.v6 == V4 {
             Key {
                 addr: [0, u64::from(self.lo), 0, u64::from(self.hi)],
-                port: [(self.ports >> 16) as u16, self.ports as u16],
+                ports: self.ports,
                 v6: false,
             }
         } else {
@@ -107,7 +108,7 @@ impl SlotKey {
             self.v6 == V4
                 && u64::from(self.lo) == k.addr[1]
                 && u64::from(self.hi) == k.addr[3]
-                && self.ports == u32::from(k.port[0]) << 16 | u32::from(k.port[1])
+                && self.ports == k.ports
         }
     }
 }
@@ -264,7 +265,7 @@ impl Tails {
             SlotKey {
                 lo: k.addr[1] as u32,
                 hi: k.addr[3] as u32,
-                ports: u32::from(k.port[0]) << 16 | u32::from(k.port[1]),
+                ports: k.ports,
                 v6: V4,
             }
         };
@@ -369,9 +370,8 @@ enum Due {
 /// Live connections.
 #[derive(Debug)]
 pub struct FlowTable {
-    /// Boxed: a slot is then 48 bytes, not 700, so the table's spare capacity (up to half of
-    /// it after a doubling) costs little.
-    map: HashMap<Key, Box<Conn>, foldhash::fast::RandomState>,
+    /// Open connections, and closed ones inside their close linger.
+    live: LiveTable,
     /// Closed connections whose record is out, until 2 MSL after the close.
     tails: Tails,
     cfg: AnalysisConfig,
@@ -385,7 +385,7 @@ impl FlowTable {
     /// An empty table.
     pub fn new(cfg: AnalysisConfig) -> Self {
         FlowTable {
-            map: HashMap::default(),
+            live: LiveTable::new(),
             tails: Tails::new(&cfg),
             cfg,
             next_id: 0,
@@ -397,12 +397,36 @@ impl FlowTable {
 
     /// Connections held (closed ones waiting out TIME_WAIT included).
     pub fn len(&self) -> usize {
-        self.map.len() + self.tails.len
+        self.live.len() + self.tails.len
     }
 
     /// No connections held.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty() && self.tails.len == 0
+        self.live.is_empty() && self.tails.len == 0
+    }
+
+    /// The table's hash of the connection of `seg`, for [`FlowTable::prefetch`].
+    #[inline]
+    pub fn hash(&self, seg: &Segment) -> u64 {
+        self.live.hash(&Key::of(seg))
+    }
+
+    /// Asks the CPU to bring a connection into the cache ahead of its packet, given the
+    /// packet's [`FlowTable::hash`]: `step` 0 fetches the part of the index its lookup reads,
+    /// `step` 1 (a few packets later, when that has arrived) the connection itself. Only a
+    /// hint: it changes nothing.
+    #[inline]
+    pub fn prefetch(&self, hash: u64, step: u8) {
+        if step == 0 {
+            self.live.prefetch_index(hash);
+        } else {
+            self.live.prefetch_slot(hash);
+        }
+    }
+
+    fn remove(&mut self, k: &Key) -> Option<Live> {
+        let h = self.live.hash(k);
+        self.live.remove(h, k)
     }
 
     pub(crate) fn packet(
@@ -428,19 +452,22 @@ impl FlowTable {
             _ => {}
         }
         let key = Key::of(seg);
-        // One lookup per packet; only a full table costs a second one (to evict first).
-        if self.len() >= self.cfg.max_connections.max(1)
-            && !self.map.contains_key(&key)
+        let h = self.live.hash(&key);
+        let found = self.live.find(h, &key);
+        // Only a new connection in a full table costs a second lookup (to evict first).
+        if found.is_none()
+            && self.len() >= self.cfg.max_connections.max(1)
             && !self.tails.contains_key(&key)
         {
             self.evict(ended, stats);
         }
-        let conn = match self.map.entry(key) {
-            Entry::Occupied(o) => {
-                let conn = o.into_mut();
+        let slot = match found {
+            Some(i) => {
+                let next_id = self.next_id;
+                let conn = &mut self.live.get_mut(i).conn;
                 if conn.starts_new(seg) {
                     // A new SYN takes the 4-tuple: the old connection ends here.
-                    let old = std::mem::replace(&mut **conn, Conn::new(self.next_id, seg, true));
+                    let old = std::mem::replace(conn, Conn::new(next_id, seg, true));
                     self.next_id += 1;
                     stats.connections += 1;
                     if old.emitted {
@@ -452,9 +479,9 @@ impl FlowTable {
                     stats.time_wait_packets += 1;
                     info.after_record = true;
                 }
-                conn
+                i
             }
-            Entry::Vacant(v) => {
+            None => {
                 let tail = self.tails.remove(&key).map(|t| Conn::from_tail(&t, seg));
                 match tail {
                     Some(mut c) if !c.starts_new(seg) => {
@@ -468,7 +495,7 @@ impl FlowTable {
                                 self.tails.insert(key, t);
                             }
                             None => {
-                                v.insert(Box::new(c));
+                                self.live.insert(h, Live { key, conn: c });
                             }
                         }
                         return;
@@ -482,10 +509,11 @@ impl FlowTable {
                 let id = self.next_id;
                 self.next_id += 1;
                 stats.connections += 1;
-                v.insert(Box::new(Conn::new(id, seg, tail.is_some())))
+                let conn = Conn::new(id, seg, tail.is_some());
+                self.live.insert(h, Live { key, conn })
             }
         };
-        conn.segment(seg, info);
+        self.live.get_mut(slot).conn.segment(seg, info);
         stats.peak_live = stats.peak_live.max(self.len() as u64);
     }
 
@@ -499,7 +527,8 @@ impl FlowTable {
             self.cfg.idle_ns,
         );
         self.due.clear();
-        for (k, c) in &self.map {
+        for l in self.live.iter() {
+            let c = &l.conn;
             let due = if c.expiry(two_msl, linger).is_some_and(|t| now.0 >= t) {
                 Due::Expired
             } else if now.0.saturating_sub(c.last_ts.0) >= idle {
@@ -513,26 +542,30 @@ impl FlowTable {
             } else {
                 continue;
             };
-            self.due.push((c.id, *k, due));
+            self.due.push((c.id, l.key, due));
         }
         self.due.sort_unstable_by_key(|e| e.0);
-        for &(_, k, due) in &self.due {
-            let Some(c) = self.map.get_mut(&k) else {
-                continue;
-            };
+        let due = std::mem::take(&mut self.due);
+        for &(_, k, due) in &due {
             match due {
                 Due::Linger => {
+                    let h = self.live.hash(&k);
+                    let Some(i) = self.live.find(h, &k) else {
+                        continue;
+                    };
+                    let c = &mut self.live.get_mut(i).conn;
                     c.emitted = true;
                     ended.push(c.summary(EndReason::Closed));
                     if let Some(t) = Tail::of(c) {
-                        self.map.remove(&k);
+                        self.remove(&k);
                         self.tails.insert(k, t);
                     }
                 }
                 Due::Expired | Due::Idle => {
-                    let Some(c) = self.map.remove(&k) else {
+                    let Some(l) = self.remove(&k) else {
                         continue;
                     };
+                    let c = &l.conn;
                     if c.emitted {
                         continue;
                     }
@@ -548,50 +581,57 @@ impl FlowTable {
                 }
             }
         }
+        self.due = due;
         self.tails.expire(now.0);
     }
 
     /// Evicts the least recently active sixteenth of the table (tails included: their
     /// records are out already).
     fn evict(&mut self, ended: &mut Vec<ConnSummary>, stats: &mut AnalysisStats) {
-        self.scratch.clear();
-        self.scratch
-            .extend(self.map.iter().map(|(k, c)| (c.last_ts.0, c.id, *k)));
-        self.scratch
-            .extend(self.tails.iter().map(|(k, t)| (t.last_ts.0, t.id(), k)));
-        let n = (self.scratch.len() / 16).max(1);
-        if n < self.scratch.len() {
-            self.scratch.select_nth_unstable_by_key(n, |e| (e.0, e.1));
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(
+            self.live
+                .iter()
+                .map(|l| (l.conn.last_ts.0, l.conn.id, l.key)),
+        );
+        scratch.extend(self.tails.iter().map(|(k, t)| (t.last_ts.0, t.id(), k)));
+        let n = (scratch.len() / 16).max(1);
+        if n < scratch.len() {
+            scratch.select_nth_unstable_by_key(n, |e| (e.0, e.1));
         }
-        self.scratch.truncate(n);
-        self.scratch.sort_unstable_by_key(|e| e.1);
-        for &(_, _, k) in &self.scratch {
-            if let Some(c) = self.map.remove(&k) {
-                if !c.emitted {
+        scratch.truncate(n);
+        scratch.sort_unstable_by_key(|e| e.1);
+        for &(_, _, k) in &scratch {
+            if let Some(l) = self.remove(&k) {
+                if !l.conn.emitted {
                     stats.evicted += 1;
-                    ended.push(c.summary(EndReason::Evicted));
+                    ended.push(l.conn.summary(EndReason::Evicted));
                 }
             } else {
                 self.tails.remove(&k);
             }
         }
+        self.scratch = scratch;
     }
 
     /// Ends every connection, in id order.
     pub(crate) fn finish(&mut self, ended: &mut Vec<ConnSummary>) {
         // Sort ids and keys, not whole connections: each is removed as it is summarised.
-        self.scratch.clear();
-        self.scratch.extend(
-            self.map
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(
+            self.live
                 .iter()
-                .filter(|(_, c)| !c.emitted)
-                .map(|(k, c)| (0, c.id, *k)),
+                .filter(|l| !l.conn.emitted)
+                .map(|l| (0, l.conn.id, l.key)),
         );
-        self.scratch.sort_unstable_by_key(|e| e.1);
-        for &(_, _, k) in &self.scratch {
-            let Some(c) = self.map.remove(&k) else {
+        scratch.sort_unstable_by_key(|e| e.1);
+        for &(_, _, k) in &scratch {
+            let Some(l) = self.remove(&k) else {
                 continue;
             };
+            let c = &l.conn;
             let reason = match (c.ended_at, c.reset) {
                 (Some(_), true) => EndReason::Reset,
                 (Some(_), false) => EndReason::Closed,
@@ -599,16 +639,36 @@ impl FlowTable {
             };
             ended.push(c.summary(reason));
         }
-        self.scratch = Vec::new();
         self.due = Vec::new();
-        self.map = HashMap::default();
+        self.live = LiveTable::new();
         self.tails = Tails::new(&self.cfg);
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::capture::Timestamp;
+    use crate::decode::{OptionSummary, TcpFlags};
+
+    /// An IPv4 segment from 10.0.0.1:`port` to 10.0.0.2:80.
+    pub(in crate::analysis) fn seg(port: u16) -> Segment {
+        Segment {
+            number: 1,
+            ts: Timestamp(0),
+            src: IpAddr::from([10, 0, 0, 1]),
+            dst: IpAddr::from([10, 0, 0, 2]),
+            sport: port,
+            dport: 80,
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 1000,
+            payload_len: 0,
+            options: OptionSummary::default(),
+            ttl: 64,
+        }
+    }
 
     /// The slot size docs/performance.md counts per connection in TIME_WAIT.
     #[test]
@@ -620,12 +680,12 @@ mod tests {
     fn slot_keys_give_the_key_back() {
         let v6 = Key {
             addr: [1, 2, 3, 4],
-            port: [80, 40000],
+            ports: 80 << 16 | 40000,
             v6: true,
         };
         let v4 = Key {
             addr: [0, 0x0a00_0001, 0, 0xffff_ffff],
-            port: [65535, 0],
+            ports: 65535 << 16,
             v6: false,
         };
         let mut keys = Slots::default();

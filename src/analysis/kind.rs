@@ -186,28 +186,46 @@ const KIND_CAP: usize = 12;
 pub struct KindList {
     items: [Kind; KIND_CAP],
     len: u8,
+    /// The kinds held, a bit each ([`Kind::index`]): the analysis asks "is this kind set?"
+    /// several times per packet, and a bit test is cheaper than a scan of `items`.
+    bits: u32,
 }
+
+const _: () = assert!(ALL_KINDS.len() <= 32);
 
 impl Default for KindList {
     fn default() -> Self {
         KindList {
             items: [Kind::Midstream; KIND_CAP],
             len: 0,
+            bits: 0,
         }
     }
 }
 
 impl KindList {
     /// Adds a kind once (a repeated push is ignored, as is one past the capacity).
+    #[inline]
     pub fn push(&mut self, k: Kind) {
         if !self.contains(k) && usize::from(self.len) < KIND_CAP {
             self.items[usize::from(self.len)] = k;
             self.len += 1;
+            self.bits |= Self::bit(k);
         }
     }
     /// True when `k` is in the list.
+    #[inline]
     pub fn contains(&self, k: Kind) -> bool {
-        self.as_slice().contains(&k)
+        self.bits & Self::bit(k) != 0
+    }
+    /// The kinds as a bit set: bit [`Kind::index`] for each.
+    #[inline]
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+    #[inline]
+    fn bit(k: Kind) -> u32 {
+        1 << (k.index() & 31)
     }
     /// The kinds, in the order they were found.
     pub fn as_slice(&self) -> &[Kind] {
@@ -220,6 +238,7 @@ impl KindList {
     /// Empties the list.
     pub fn clear(&mut self) {
         self.len = 0;
+        self.bits = 0;
     }
 }
 

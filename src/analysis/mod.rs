@@ -17,6 +17,7 @@
 mod conn;
 mod flow;
 pub mod kind;
+mod live;
 pub mod seq;
 pub(crate) mod slots;
 pub mod state;
@@ -507,6 +508,25 @@ impl Analyzer {
             self.stats.kinds[k.index()] += 1;
         }
         &self.info
+    }
+
+    /// The flow table's hash of the connection of `seg` ([`FlowTable::hash`]).
+    #[inline]
+    pub fn flow_hash(&self, seg: &Segment) -> u64 {
+        self.table.hash(seg)
+    }
+
+    /// A hint that a packet with this [`Analyzer::flow_hash`] comes soon
+    /// ([`FlowTable::prefetch`]). Changes nothing.
+    #[inline]
+    pub fn prefetch(&self, hash: u64, step: u8) {
+        self.table.prefetch(hash, step);
+    }
+
+    /// Whether connections ended since the last [`Analyzer::drain_ended`].
+    #[inline]
+    pub fn has_ended(&self) -> bool {
+        !self.ended.is_empty()
     }
 
     /// The connections that ended since the last call, in the order they ended.

@@ -99,7 +99,35 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Walks the link header: returns the view, the offset of the network header and its type.
+// Inlined for untagged Ethernet carrying IP, what most frames are: the same result as the
+// general walk, built where the caller keeps it.
+#[inline(always)]
 pub fn parse(linktype: Linktype, data: &[u8]) -> Result<(LinkView<'_>, usize, NetType), LinkError> {
+    if linktype == Linktype::ETHERNET
+        && let Some(header) = data.get(..ETHER_HDRLEN)
+    {
+        let t = u16::from_be_bytes([header[12], header[13]]);
+        let net = match t {
+            ETHERTYPE_IP => Some(NetType::Ipv4),
+            ETHERTYPE_IPV6 => Some(NetType::Ipv6),
+            _ => None,
+        };
+        if let Some(net) = net {
+            return Ok((
+                LinkView::new(linktype, header, u32::from(t)),
+                ETHER_HDRLEN,
+                net,
+            ));
+        }
+    }
+    parse_general(linktype, data)
+}
+
+/// [`parse`] for every link type and header.
+fn parse_general(
+    linktype: Linktype,
+    data: &[u8],
+) -> Result<(LinkView<'_>, usize, NetType), LinkError> {
     match linktype {
         Linktype::ETHERNET => ethernet(data),
         Linktype::LINUX_SLL => sll(data, linktype, SLL_HDRLEN, 14),

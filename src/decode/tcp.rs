@@ -82,30 +82,40 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 
 /// Reads the options the analysis uses. Options of the wrong size are ignored, unknown kinds
 /// are skipped, a malformed option ends the walk.
+// Inlined for the usual option areas, so their summary is built in place in the segment
+// rather than returned through memory and copied.
+#[inline(always)]
 pub fn summarize(opts: &[u8]) -> OptionSummary {
-    let mut s = OptionSummary::default();
-    // Most segments: nop, nop, timestamps (the walk below reads the same).
-    if let &[
-        OPT_NOP,
-        OPT_NOP,
-        OPT_TIMESTAMP,
-        10,
-        v0,
-        v1,
-        v2,
-        v3,
-        e0,
-        e1,
-        e2,
-        e3,
-    ] = opts
-    {
-        s.timestamps = Some((
-            u32::from_be_bytes([v0, v1, v2, v3]),
-            u32::from_be_bytes([e0, e1, e2, e3]),
-        ));
-        return s;
+    match *opts {
+        [] => OptionSummary::default(),
+        // Most segments: nop, nop, timestamps (the walk reads the same).
+        [
+            OPT_NOP,
+            OPT_NOP,
+            OPT_TIMESTAMP,
+            10,
+            v0,
+            v1,
+            v2,
+            v3,
+            e0,
+            e1,
+            e2,
+            e3,
+        ] => OptionSummary {
+            timestamps: Some((
+                u32::from_be_bytes([v0, v1, v2, v3]),
+                u32::from_be_bytes([e0, e1, e2, e3]),
+            )),
+            ..OptionSummary::default()
+        },
+        _ => summarize_walk(opts),
     }
+}
+
+/// [`summarize`] for the other option areas.
+fn summarize_walk(opts: &[u8]) -> OptionSummary {
+    let mut s = OptionSummary::default();
     for o in Options::new(opts) {
         let Ok(o) = o else { break };
         match (o.kind, o.data.len()) {

@@ -295,6 +295,9 @@ pub struct Detectors {
     findings: Vec<Finding>,
     untracked: u64,
     last_verdict: Option<CookieVerdict>,
+    /// A detector was called in a way that can fire a finding since the last
+    /// [`Detectors::collect_fired`]: only then does the per-packet path collect.
+    may_fire: bool,
 }
 
 impl Detectors {
@@ -313,6 +316,7 @@ impl Detectors {
             findings: Vec::new(),
             untracked: 0,
             last_verdict: None,
+            may_fire: false,
         }
     }
 
@@ -411,9 +415,12 @@ impl Detectors {
                     )
                 };
                 self.tw.enter(id, tr.side, host, peer, seg.ts);
+                self.may_fire = true;
             }
         }
-        self.collect_fired();
+        if self.may_fire {
+            self.collect_fired();
+        }
     }
 
     /// Whether a packet that starts no track can change its connection's track. Most packets
@@ -481,6 +488,7 @@ impl Detectors {
                 && !t.resolved
             {
                 self.flood.resolve(t, now, false);
+                self.may_fire = true;
             }
         }
         while let Some(&(at, id)) = self.half_open_q.front() {
@@ -498,9 +506,15 @@ impl Detectors {
     }
 
     fn collect_fired(&mut self) {
+        self.may_fire = false;
         self.flood.take_fired(&mut self.fired);
         self.tw.take_fired(&mut self.fired);
         self.cookies.take_fired(&mut self.fired);
+    }
+
+    /// Whether findings fired since the last [`Detectors::drain_fired`].
+    pub fn has_fired(&self) -> bool {
+        !self.fired.is_empty()
     }
 
     /// Findings that fired since the last call (figures as known at that moment).

@@ -76,6 +76,19 @@ impl AnalysisReport {
         self.packet_to(&mut Sink::Later(out, later), seg, det)
     }
 
+    /// The analysis's hash of the connection of `seg` ([`Analyzer::flow_hash`]).
+    #[inline]
+    pub fn flow_hash(&self, seg: &Segment) -> u64 {
+        self.analyzer.flow_hash(seg)
+    }
+
+    /// A hint that a packet with this [`Self::flow_hash`] is analysed soon
+    /// ([`Analyzer::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, hash: u64, step: u8) {
+        self.analyzer.prefetch(hash, step);
+    }
+
     /// A writer for the records of [`Self::packet_deferred`]; it takes the notes gathered so
     /// far, which [`Self::resume`] gives back.
     pub fn record_writer(&mut self) -> RecordWriter {
@@ -122,6 +135,10 @@ impl AnalysisReport {
     }
 
     fn flush_ended(&mut self, out: &mut Sink<'_>, det: &mut Detectors) -> io::Result<()> {
+        // Most packets end no connection and fire nothing: no drains to set up then.
+        if !self.analyzer.has_ended() && !det.has_fired() {
+            return Ok(());
+        }
         for mut c in self.analyzer.drain_ended() {
             det.connection(&mut c);
             let json = match self.mode {

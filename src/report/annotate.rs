@@ -687,12 +687,7 @@ const _: () = assert!(ALL_KINDS.len() <= 64);
 
 impl Kinds {
     fn of(p: &PacketInfo) -> Self {
-        Kinds(
-            p.kinds
-                .as_slice()
-                .iter()
-                .fold(0, |bits, k| bits | 1u64 << (k.index() & 63)),
-        )
+        Kinds(u64::from(p.kinds.bits()))
     }
 
     fn contains(self, k: Kind) -> bool {
