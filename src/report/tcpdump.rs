@@ -666,7 +666,8 @@ impl TcpdumpPrinter {
     /// As [`append_packet`](Self::append_packet), for a buffer that keeps slack after its
     /// text: the text is `out[..*end]`, the bytes after it are scratch, and `*end` moves past
     /// the line. The common line is written in place (no copy of a finished line); the slack
-    /// is zero-filled in large steps, a few bytes of `memset` per line.
+    /// is zero-filled a few lines' worth at a time, in pieces below glibc's `rep stosb`
+    /// threshold (2 KiB), so `memset` takes vector stores.
     pub fn append_packet_at(
         &mut self,
         out: &mut Vec<u8>,
@@ -674,8 +675,9 @@ impl TcpdumpPrinter {
         frame: &Frame<'_>,
         d: &Decoded<'_>,
     ) -> bool {
-        /// Slack added at a time beyond the room for one line.
-        const SLACK: usize = 16 << 10;
+        /// Slack added at a time beyond the room for one line: at most this plus the room
+        /// is zero-filled at once.
+        const SLACK: usize = 1 << 10;
         let (true, Some(link), Some(net)) = (d.is_tcp(), &d.link, &d.net) else {
             self.clock.skip(frame.ts);
             return false;
