@@ -653,7 +653,10 @@ impl TcpdumpPrinter {
         };
         if let Some(c) = self.common_fields(link, net) {
             // Taken out for the line (`common` borrows the printer); put back after.
-            let mut scratch = self.scratch.take().unwrap_or_else(|| Box::new([0; CUR_TEXT + 32]));
+            let mut scratch = self
+                .scratch
+                .take()
+                .unwrap_or_else(|| Box::new([0; CUR_TEXT + 32]));
             let n = self.common(&mut scratch, frame, c);
             out.extend_from_slice(scratch.get(..n).unwrap_or_default());
             self.scratch = Some(scratch);
@@ -700,7 +703,13 @@ impl TcpdumpPrinter {
     }
 
     /// The general path: any line, appended to `out`.
-    fn general(&mut self, out: &mut Vec<u8>, frame: &Frame<'_>, link: &LinkView<'_>, net: &NetView<'_>) {
+    fn general(
+        &mut self,
+        out: &mut Vec<u8>,
+        frame: &Frame<'_>,
+        link: &LinkView<'_>,
+        net: &NetView<'_>,
+    ) {
         // The formatting code appends to `self.buf`: lend it `out` for the line (nothing in
         // it reads back what is already in the buffer).
         std::mem::swap(&mut self.buf, out);
