@@ -10,22 +10,60 @@ const BUCKETS: usize = 10;
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
     width: i64,
-    buckets: [u32; BUCKETS],
-    head: i64,
+    slide: Slide,
 }
 
 impl Window {
     /// A window `span_ns` long (at least ten nanoseconds).
     pub fn new(span_ns: i64) -> Self {
         Window {
-            width: (span_ns / BUCKETS as i64).max(1),
+            width: Slide::width(span_ns),
+            slide: Slide::default(),
+        }
+    }
+
+    /// Adds `n` at time `t`; times older than the window are dropped.
+    pub fn add(&mut self, t: i64, n: u32) {
+        self.slide.add(self.width, t, n);
+    }
+
+    /// The count over the window ending at `t`.
+    pub fn sum(&mut self, t: i64) -> u32 {
+        self.slide.sum(self.width, t)
+    }
+
+    /// Window length in seconds.
+    pub fn secs(&self) -> f64 {
+        (self.width * BUCKETS as i64) as f64 / 1e9
+    }
+}
+
+/// A [`Window`] without its sub-bucket width, which the caller passes to each call (48 bytes
+/// instead of 56, for the TIME_WAIT detector's one per host, all of the same width).
+#[derive(Clone, Copy, Debug)]
+pub struct Slide {
+    buckets: [u32; BUCKETS],
+    head: i64,
+}
+
+impl Default for Slide {
+    fn default() -> Self {
+        Slide {
             buckets: [0; BUCKETS],
             head: i64::MIN,
         }
     }
+}
 
-    fn advance(&mut self, t: i64) {
-        let b = t.div_euclid(self.width);
+impl Slide {
+    /// The sub-bucket width of a window `span_ns` long.
+    pub const fn width(span_ns: i64) -> i64 {
+        let w = span_ns / BUCKETS as i64;
+        if w > 1 { w } else { 1 }
+    }
+
+    fn advance(&mut self, width: i64, t: i64) {
+        let b = t.div_euclid(width);
         if self.head == i64::MIN || b.saturating_sub(self.head) >= BUCKETS as i64 {
             self.buckets = [0; BUCKETS];
             self.head = b;
@@ -37,10 +75,11 @@ impl Window {
         }
     }
 
-    /// Adds `n` at time `t`; times older than the window are dropped.
-    pub fn add(&mut self, t: i64, n: u32) {
-        self.advance(t);
-        let b = t.div_euclid(self.width);
+    /// Adds `n` at time `t` to sub-buckets `width` long; times older than the window are
+    /// dropped.
+    pub fn add(&mut self, width: i64, t: i64, n: u32) {
+        self.advance(width, t);
+        let b = t.div_euclid(width);
         // Saturating: with a 1 ns bucket (`--syn-window` under 20 ns) the bucket numbers span
         // the whole i64 range.
         if self.head.saturating_sub(b) < BUCKETS as i64 {
@@ -49,15 +88,10 @@ impl Window {
         }
     }
 
-    /// The count over the window ending at `t`.
-    pub fn sum(&mut self, t: i64) -> u32 {
-        self.advance(t);
+    /// The count over the window of sub-buckets `width` long ending at `t`.
+    pub fn sum(&mut self, width: i64, t: i64) -> u32 {
+        self.advance(width, t);
         self.buckets.iter().fold(0u32, |a, b| a.saturating_add(*b))
-    }
-
-    /// Window length in seconds.
-    pub fn secs(&self) -> f64 {
-        (self.width * BUCKETS as i64) as f64 / 1e9
     }
 }
 

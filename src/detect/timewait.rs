@@ -8,7 +8,7 @@
 //! roles the local ports tied up per destination against the ephemeral range the ports fall
 //! in (port exhaustion risk). A finding fires when one host holds `--time-wait-threshold`.
 
-use super::sketch::Window;
+use super::sketch::Slide;
 use super::{DetectConfig, Figures, Finding, FindingKind, MAX_KEYS, NS_PER_SEC, round2};
 use crate::analysis::slots::Slots;
 use crate::analysis::{ConnSummary, EndReason, Side};
@@ -36,37 +36,55 @@ const SIDE_BIT: u32 = 1 << 31;
 const GONE: u32 = u32::MAX;
 const NO_DEST: u32 = u32::MAX;
 
-/// Local ports one host holds in TIME_WAIT toward one destination (client role).
+/// A destination `addr:port` in 20 bytes (a `SocketAddr` takes 32 for the IPv6 flow label and
+/// scope, which addresses from packets do not have).
+type Addr = (IpAddr, u16);
+
+fn addr(a: SocketAddr) -> Addr {
+    (a.ip(), a.port())
+}
+
+/// Local ports one host holds in TIME_WAIT toward one destination (client role): 28 bytes.
 #[derive(Clone, Copy, Debug)]
 struct Dest {
     host: u32,
-    addr: SocketAddr,
     /// 0: a free slot.
     n: u32,
+    addr: Addr,
 }
 
+const _: () = assert!(std::mem::size_of::<Dest>() == 28);
+
+/// Sub-bucket width of the entry rate's 1 s window.
+const RATE_WIDTH: i64 = Slide::width(NS_PER_SEC);
+
+/// One host's TIME_WAIT figures: 168 bytes (was 208), one per host for the whole run.
 #[derive(Debug)]
 struct Host {
     ip: IpAddr,
+    above: bool,
+    /// `first_above` is set.
+    was_above: bool,
+    port_min: u16,
+    port_max: u16,
+    dest_peak_addr: Option<Addr>,
     now: u32,
     peak: u32,
+    peak_rate: u32,
+    dest_peak: u32,
+    episodes: u32,
     peak_ts: Timestamp,
-    entered: u64,
+    // Every entry counts as one or the other: entered = as_server + as_client.
     as_server: u64,
     as_client: u64,
     first_entry: Timestamp,
     last_entry: Timestamp,
-    rate: Window,
-    peak_rate: u32,
-    port_min: u16,
-    port_max: u16,
-    dest_peak: u32,
-    dest_peak_addr: Option<SocketAddr>,
-    above: bool,
-    first_above: Option<Timestamp>,
+    rate: Slide,
+    first_above: Timestamp,
     last_above: Timestamp,
-    episodes: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<Host>() == 168);
 
 impl Host {
     fn new(ip: IpAddr, ts: Timestamp) -> Host {
@@ -75,22 +93,32 @@ impl Host {
             now: 0,
             peak: 0,
             peak_ts: ts,
-            entered: 0,
             as_server: 0,
             as_client: 0,
             first_entry: ts,
             last_entry: ts,
-            rate: Window::new(NS_PER_SEC),
+            rate: Slide::default(),
             peak_rate: 0,
             port_min: u16::MAX,
             port_max: 0,
             dest_peak: 0,
             dest_peak_addr: None,
             above: false,
-            first_above: None,
+            was_above: false,
+            first_above: ts,
             last_above: ts,
             episodes: 0,
         }
+    }
+
+    /// Entries into TIME_WAIT.
+    fn entered(&self) -> u64 {
+        self.as_server.saturating_add(self.as_client)
+    }
+
+    /// When it first held the threshold.
+    fn first_above(&self) -> Option<Timestamp> {
+        self.was_above.then_some(self.first_above)
     }
 }
 
@@ -239,10 +267,9 @@ impl TimeWait {
         };
         let h = &mut self.hosts[hi as usize];
         h.now += 1;
-        h.entered += 1;
         h.last_entry = ts;
-        h.rate.add(ts.0, 1);
-        h.peak_rate = h.peak_rate.max(h.rate.sum(ts.0));
+        h.rate.add(RATE_WIDTH, ts.0, 1);
+        h.peak_rate = h.peak_rate.max(h.rate.sum(RATE_WIDTH, ts.0));
         if h.now > h.peak {
             h.peak = h.now;
             h.peak_ts = ts;
@@ -260,8 +287,9 @@ impl TimeWait {
             if !h.above {
                 h.above = true;
                 h.episodes += 1;
-                if h.first_above.is_none() {
-                    h.first_above = Some(ts);
+                if !h.was_above {
+                    h.was_above = true;
+                    h.first_above = ts;
                     self.fired.push(hi);
                 }
             }
@@ -291,6 +319,7 @@ impl TimeWait {
     /// Counts a port of host `hi` in TIME_WAIT toward `d`; its `dests` index, or [`NO_DEST`]
     /// when [`MAX_KEYS`] pairs are counted already.
     fn count_dest(&mut self, hi: u32, d: SocketAddr) -> u32 {
+        let d = addr(d);
         let dh = self.hasher.hash_one((hi, d));
         let dests = &self.dests;
         let di = match self.dest_index.find(dh, |&i| {
@@ -411,11 +440,7 @@ impl TimeWait {
     }
 
     pub(crate) fn findings(&self, end: Timestamp, out: &mut Vec<Finding>) {
-        let mut v: Vec<&Host> = self
-            .hosts
-            .iter()
-            .filter(|h| h.first_above.is_some())
-            .collect();
+        let mut v: Vec<&Host> = self.hosts.iter().filter(|h| h.was_above).collect();
         v.sort_by_key(|h| h.ip);
         out.extend(v.into_iter().map(|h| {
             let last = if h.above { end } else { h.last_above };
@@ -428,10 +453,11 @@ impl TimeWait {
         let over = (f64::from(h.peak) - thr) / thr;
         let conf = (0.6 + 0.35 * over.clamp(0.0, 1.0)).min(0.95);
         let span = h.last_entry.0.saturating_sub(h.first_entry.0) as f64 / 1e9;
+        let entered = h.entered();
         let mean = if span > 0.0 {
-            h.entered as f64 / span
+            entered as f64 / span
         } else {
-            h.entered as f64
+            entered as f64
         };
         let client = h.as_client > 0;
         let range = client.then(|| range_of(h.port_min, h.port_max));
@@ -439,9 +465,9 @@ impl TimeWait {
         let tw_s = self.cfg.two_msl_ns as f64 / 1e9;
         let mut ev = vec![format!(
             "peak {} connections in TIME_WAIT (threshold {}), {} entered at up to {}/s (mean {:.1}/s), each held {:.0} s",
-            h.peak, self.cfg.time_wait_threshold, h.entered, h.peak_rate, mean, tw_s
+            h.peak, self.cfg.time_wait_threshold, entered, h.peak_rate, mean, tw_s
         )];
-        let srv_share = h.as_server as f64 / h.entered.max(1) as f64;
+        let srv_share = h.as_server as f64 / entered.max(1) as f64;
         ev.push(if srv_share >= 0.5 {
             format!(
                 "{:.0}% as the server: the server closes first (the classic cause; let clients close, or keep connections alive)",
@@ -453,7 +479,8 @@ impl TimeWait {
                 (1.0 - srv_share) * 100.0
             )
         });
-        if let (Some(r), Some(s), Some(d)) = (range, share, h.dest_peak_addr) {
+        let dest = h.dest_peak_addr.map(|(ip, port)| SocketAddr::new(ip, port));
+        if let (Some(r), Some(s), Some(d)) = (range, share, dest) {
             ev.push(format!(
                 "up to {} local ports toward {} in TIME_WAIT, {:.1}% of a {}-port ephemeral range (ports {}–{} seen){}",
                 h.dest_peak,
@@ -472,7 +499,7 @@ impl TimeWait {
         let figures = TimeWaitFigures {
             peak_time_wait: h.peak,
             peak_time: Rfc3339(h.peak_ts),
-            entered: h.entered,
+            entered,
             as_server: h.as_server,
             as_client: h.as_client,
             peak_entry_rate: h.peak_rate,
@@ -483,13 +510,13 @@ impl TimeWait {
             client_port_max: client.then_some(h.port_max),
             ephemeral_range: range,
             peak_ports_to_one_destination: h.dest_peak,
-            destination: h.dest_peak_addr,
+            destination: dest,
             port_share: share.map(|s| (s * 10000.0).round() / 10000.0),
         };
         Finding {
             kind: FindingKind::TimeWaitBuildup,
             subject: h.ip.to_string(),
-            first_time: h.first_above.unwrap_or(h.first_entry),
+            first_time: h.first_above().unwrap_or(h.first_entry),
             last_time: last,
             confidence: conf,
             evidence: ev,

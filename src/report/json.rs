@@ -14,6 +14,7 @@
 //! Timestamps are RFC 3339 strings with nanoseconds plus the integer nanoseconds since the epoch
 //! as a string (JSON numbers lose precision past 2^53).
 
+use crate::analysis::slots::Slots;
 use crate::analysis::{
     ALL_KINDS, AnalysisStats, CloseKind, ConnSummary, EndReason, Handshake, Kind, KindList,
     PacketInfo, RstCheck, Side, SideCounts, TcpState, Transition, state::ALL_STATES,
@@ -31,6 +32,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU64;
 
 /// The tool's name, first field of the document and of the `summary` record.
 pub const TOOL: &str = "tcplens";
@@ -460,20 +462,109 @@ pub struct StateChange {
     to: TcpState,
 }
 
-/// What the JSON reports keep per live connection beyond [`ConnSummary`].
+/// What the JSON reports keep per live connection beyond [`ConnSummary`]: 112 bytes (was
+/// 376 with `u64` counts and `Option<u64>` packet numbers), so that the notes of the ~20k
+/// connections the 5M-packet workload holds open at once stay a few MB.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnNotes {
-    kinds: [u64; ALL_KINDS.len()],
-    syn_packet: Option<u64>,
-    synack_packet: Option<u64>,
-    handshake_ack_packet: Option<u64>,
-    client_fin_packet: Option<u64>,
-    server_fin_packet: Option<u64>,
-    rst_packet: Option<u64>,
-    rst_by: Option<Side>,
-    history: Vec<StateChange>,
-    history_truncated: bool,
+    /// Packets per annotation kind while every count fits in a byte; see `wide`.
+    kinds: [u8; ALL_KINDS.len()],
+    /// [`RST_BY`], [`RST_BY_SERVER`], [`TRUNCATED`].
+    flags: u8,
+    /// Every kind's count, once one passed `u8::MAX` (long connections' duplicate ACKs or
+    /// retransmissions); `kinds` is then stale.
+    wide: Option<Box<[u64; ALL_KINDS.len()]>>,
+    // Packet numbers count from 1, so 0 is free to mean "none" (`NonZeroU64`: 8 bytes).
+    syn_packet: Option<NonZeroU64>,
+    synack_packet: Option<NonZeroU64>,
+    handshake_ack_packet: Option<NonZeroU64>,
+    client_fin_packet: Option<NonZeroU64>,
+    server_fin_packet: Option<NonZeroU64>,
+    rst_packet: Option<NonZeroU64>,
+    history: Vec<Change>,
 }
+
+/// An entry of a connection's state history: 8 bytes where a [`StateChange`] takes 16, since
+/// the packet is given as the distance from the first change's (from 0 for the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Change {
+    /// Packets since the first change.
+    delta: u32,
+    side: Side,
+    from: TcpState,
+    to: TcpState,
+    /// Not a change: a distance past `u32::MAX`, whose upper half this `delta` is (the next
+    /// entry holds the change and the lower half).
+    carry: bool,
+}
+
+impl Change {
+    /// A change at packet `number`, after the changes `h`; the distance's upper half first
+    /// (as a carry) when it has one.
+    fn push(h: &mut Vec<Change>, number: u64, t: &Transition) {
+        let d = number.wrapping_sub(changes(h).next().map_or(0, |c| c.packet));
+        let mut c = Change {
+            delta: (d >> 32) as u32,
+            side: t.side,
+            from: t.from,
+            to: t.to,
+            carry: true,
+        };
+        if c.delta != 0 {
+            h.push(c);
+        }
+        c.delta = d as u32;
+        c.carry = false;
+        h.push(c);
+    }
+}
+
+/// The state changes of a history, in order, with their packet numbers.
+fn changes(h: &[Change]) -> impl Iterator<Item = StateChange> + '_ {
+    // The first change's packet (0 before it), and a carry's upper half for the next entry.
+    let (mut first, mut high) = (0u64, 0u64);
+    h.iter().enumerate().filter_map(move |(i, c)| {
+        if c.carry {
+            high = u64::from(c.delta) << 32;
+            return None;
+        }
+        let packet = first.wrapping_add(high | u64::from(c.delta));
+        // The first change is entry 0, or entry 1 after a carry.
+        if i == usize::from(h[0].carry) {
+            first = packet;
+        }
+        high = 0;
+        Some(StateChange {
+            packet,
+            side: c.side,
+            from: c.from,
+            to: c.to,
+        })
+    })
+}
+
+/// A connection's state changes, serialised as [`StateChange`]s.
+struct History<'a>(&'a [Change]);
+
+impl Serialize for History<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(changes(self.0))
+    }
+}
+
+fn history_schema(g: &mut SchemaGenerator) -> Schema {
+    let item = g.subschema_for::<StateChange>();
+    json_schema!({ "type": "array", "items": item })
+}
+
+const _: () = assert!(std::mem::size_of::<ConnNotes>() == 112);
+
+/// [`ConnNotes::flags`]: a RST was seen, and `rst_by` is known.
+const RST_BY: u8 = 1;
+/// [`ConnNotes::flags`]: the first RST came from the server.
+const RST_BY_SERVER: u8 = 2;
+/// [`ConnNotes::flags`]: more state changes happened than `history` holds.
+const TRUNCATED: u8 = 4;
 
 /// State changes of an ordinary connection from SYN to the end of its close (five per side):
 /// the history's first allocation, so it is the only one.
@@ -517,8 +608,9 @@ impl ConnNotes {
     #[inline]
     fn annotate(&mut self, number: u64, p: &NoteDetail) {
         let from = p.from;
+        let number = NonZeroU64::new(number);
         for k in p.kinds.as_slice() {
-            self.kinds[k.index()] += 1;
+            self.count(k.index());
             let slot = match k {
                 Kind::HandshakeSyn => &mut self.syn_packet,
                 Kind::HandshakeSynack => &mut self.synack_packet,
@@ -530,66 +622,109 @@ impl ConnNotes {
                 Kind::Fin => &mut self.server_fin_packet,
                 Kind::Rst => {
                     if self.rst_packet.is_none() {
-                        self.rst_by = Some(from);
+                        self.flags |= RST_BY;
+                        if from == Side::Server {
+                            self.flags |= RST_BY_SERVER;
+                        }
                     }
                     &mut self.rst_packet
                 }
                 _ => continue,
             };
-            slot.get_or_insert(number);
+            if slot.is_none() {
+                *slot = number;
+            }
         }
         for t in p.transitions.iter().flatten() {
-            if self.history.len() < HISTORY_CAP {
-                if self.history.capacity() == 0 {
-                    self.history.reserve_exact(HISTORY_USUAL);
-                }
-                self.history.push(StateChange {
-                    packet: number,
-                    side: t.side,
-                    from: t.from,
-                    to: t.to,
-                });
-            } else {
-                self.history_truncated = true;
+            // Carries aside (only past 2^32 packets), the entries are the changes.
+            let full = self.history.len() >= HISTORY_CAP
+                && self.history.iter().filter(|c| !c.carry).count() >= HISTORY_CAP;
+            if full {
+                self.flags |= TRUNCATED;
+                continue;
+            }
+            if self.history.capacity() == 0 {
+                self.history.reserve_exact(HISTORY_USUAL);
+            }
+            Change::push(&mut self.history, number.map_or(0, NonZeroU64::get), t);
+        }
+    }
+
+    /// Counts one packet of kind `i`.
+    #[inline]
+    fn count(&mut self, i: usize) {
+        if let Some(w) = &mut self.wide {
+            w[i] += 1;
+            return;
+        }
+        let Some(n) = self.kinds.get_mut(i) else {
+            return;
+        };
+        match n.checked_add(1) {
+            Some(m) => *n = m,
+            None => {
+                let mut w = Box::new(self.kinds.map(u64::from));
+                w[i] += 1;
+                self.wide = Some(w);
             }
         }
     }
+
+    /// Packets of each kind, in [`ALL_KINDS`]' order.
+    fn counts(&self) -> [u64; ALL_KINDS.len()] {
+        match &self.wide {
+            Some(w) => **w,
+            None => self.kinds.map(u64::from),
+        }
+    }
+
+    /// Who sent the first RST.
+    fn rst_by(&self) -> Option<Side> {
+        (self.flags & RST_BY != 0).then_some(if self.flags & RST_BY_SERVER != 0 {
+            Side::Server
+        } else {
+            Side::Client
+        })
+    }
 }
 
-/// Slots the slab may hold beyond 1.25 times its live notes before the oldest live ones move
-/// out.
+/// Ids the index may span beyond twice its live notes before the oldest live ones move to the
+/// map.
 const SLAB_SLACK: usize = 1024;
 
-/// The most slots the slab spans with `live` notes in it. The slab's ring doubles as it grows,
-/// so its room is up to twice this: 1.25 rather than 2 times the live notes took the 5M-packet
-/// workload's `--json` peak from 93 to 81 MB (the slab from 24.6 to 12.3 MB), same output.
+/// The most ids the index spans with `live` notes in it. An id costs 4 bytes there, so the
+/// bound is loose: only connections that outlive some thousands of newer ones move to the
+/// map.
 fn slab_span(live: usize) -> usize {
-    live + live / 4 + SLAB_SLACK
+    2 * live + SLAB_SLACK
 }
+
+/// No notes at this id ([`ConnTracker::ids`]).
+const NONE: u32 = u32::MAX;
 
 /// Notes of the live connections, by connection id; a connection's notes leave with it.
 ///
-/// Ids are handed out densely in first-seen order, so the notes sit in a slab indexed by
+/// The notes sit in [`Slots`], reused as connections end, so they take the room of the most
+/// connections noted at once and no more (112 bytes each). Ids are handed out densely in
+/// first-seen order, so a connection's slot is found in a ring of `u32` positions indexed by
 /// `id - base` (no hashing). Most packets carry no annotation and change no state: they are
 /// not noted at all (a connection's first and last packet numbers are in its summary).
 ///
-/// Connections do not end in id order: a long-lived one would hold the slab's front while
-/// newer ones come and go, so when the slab spans more than [`slab_span`] slots the oldest
-/// live notes move to a map. Memory stays bounded by the live
-/// connections.
+/// Connections do not end in id order: a long-lived one would hold the ring's front while
+/// newer ones come and go, so when the ring spans more than [`slab_span`] ids the oldest
+/// live ones move to a map. Memory stays bounded by the live connections.
 #[derive(Debug, Default)]
 pub struct ConnTracker {
-    /// Whether ids `base..base + last.len()` have notes (the last noted packet's number; 0:
-    /// none yet or any more).
-    last: VecDeque<u64>,
-    /// The notes of the same ids.
-    notes: VecDeque<ConnNotes>,
-    /// The id of `last[0]` and `notes[0]`.
+    /// The slot of the notes of ids `base..base + ids.len()`, or [`NONE`].
+    ids: VecDeque<u32>,
+    /// The id of `ids[0]`.
     base: u64,
-    /// Ids in the slab with notes.
+    /// Ids in the ring with notes.
     live: usize,
-    /// Notes of live connections older than `base`.
-    old: HashMap<u64, ConnNotes, foldhash::fast::RandomState>,
+    /// The notes.
+    notes: Slots<ConnNotes>,
+    /// Slots of the notes of live connections older than `base`.
+    old: HashMap<u64, u32, foldhash::fast::RandomState>,
 }
 
 impl ConnTracker {
@@ -603,35 +738,49 @@ impl ConnTracker {
     /// Adds packet `number` of connection `conn`, with its detail ([`NoteDetail::of`]), to the
     /// connection's notes.
     pub fn note(&mut self, conn: u64, number: u64, detail: &NoteDetail) {
-        let Some(i) = conn.checked_sub(self.base) else {
-            self.old.entry(conn).or_default().annotate(number, detail);
-            return;
+        let slot = match conn.checked_sub(self.base) {
+            Some(i) => self.ring_slot(conn, i),
+            None => match self.old.get(&conn) {
+                Some(&s) => s,
+                None => {
+                    let s = self.notes.insert(ConnNotes::default());
+                    self.old.insert(conn, s);
+                    s
+                }
+            },
         };
+        self.notes[slot].annotate(number, detail);
+    }
+
+    /// The slot of `conn`, `i` ids past `base`, in the ring; a new one if it had none.
+    fn ring_slot(&mut self, conn: u64, i: u64) -> u32 {
         let mut i = usize::try_from(i).unwrap_or(usize::MAX);
         // A new id is the next one (ids without packets aside), so this does not happen; if it
-        // did, the slab would start afresh at `p.conn` rather than grow to it.
-        if i > self.last.len() + SLAB_SLACK {
-            while !self.last.is_empty() {
-                if let Some(n) = self.pop_front() {
-                    self.old.insert(self.base - 1, n);
+        // did, the ring would start afresh at `conn` rather than grow to it.
+        if i > self.ids.len() + SLAB_SLACK {
+            while let Some(s) = self.ids.pop_front() {
+                if s != NONE {
+                    self.old.insert(self.base, s);
                 }
+                self.base += 1;
             }
             self.live = 0;
             self.base = conn;
             i = 0;
         }
-        if i >= self.last.len() {
-            self.last.resize(i + 1, 0);
-            self.notes.resize_with(i + 1, ConnNotes::default);
+        if i >= self.ids.len() {
+            self.ids.resize(i + 1, NONE);
         }
-        let (Some(last), Some(notes)) = (self.last.get_mut(i), self.notes.get_mut(i)) else {
-            return;
-        };
-        if *last == 0 {
-            self.live += 1;
+        match self.ids.get_mut(i) {
+            Some(s) if *s == NONE => {
+                self.live += 1;
+                *s = self.notes.insert(ConnNotes::default());
+                *s
+            }
+            Some(s) => *s,
+            // Not reached: the ring was resized to hold `i`.
+            None => self.notes.insert(ConnNotes::default()),
         }
-        *last = number;
-        notes.annotate(number, detail);
     }
 
     /// Removes and returns the notes of a connection that ended.
@@ -639,34 +788,33 @@ impl ConnTracker {
         let i = id
             .checked_sub(self.base)
             .and_then(|i| usize::try_from(i).ok());
-        let notes = match i.and_then(|i| Some((self.last.get_mut(i)?, self.notes.get_mut(i)?))) {
-            Some((last, notes)) if *last != 0 => {
+        let slot = match i.map(|i| self.ids.get_mut(i)) {
+            Some(Some(s)) if *s != NONE => {
                 self.live -= 1;
-                *last = 0;
-                Some(std::mem::take(notes))
+                Some(std::mem::replace(s, NONE))
             }
             Some(_) => None,
-            // Ids below the slab.
+            // Ids below the ring.
             None => self.old.remove(&id),
         };
-        while self.last.front() == Some(&0) {
-            self.pop_front();
+        while self.ids.front() == Some(&NONE) {
+            self.ids.pop_front();
+            self.base += 1;
         }
-        while self.last.len() > slab_span(self.live) {
-            if let Some(n) = self.pop_front() {
+        while self.ids.len() > slab_span(self.live) {
+            if let Some(s) = self.ids.pop_front().filter(|&s| s != NONE) {
                 self.live -= 1;
-                self.old.insert(self.base - 1, n);
+                self.old.insert(self.base, s);
             }
+            self.base += 1;
         }
-        notes.unwrap_or_default()
-    }
-
-    /// Drops the slab's first id; returns its notes if it had any.
-    fn pop_front(&mut self) -> Option<ConnNotes> {
-        let last = self.last.pop_front()?;
-        let notes = self.notes.pop_front();
-        self.base += 1;
-        notes.filter(|_| last != 0)
+        match slot {
+            Some(s) => {
+                self.notes.free(s);
+                std::mem::take(&mut self.notes[s])
+            }
+            None => ConnNotes::default(),
+        }
     }
 }
 
@@ -710,6 +858,19 @@ impl Serialize for AnnotationCounts<'_> {
         let mut m = s.serialize_map(Some(ALL_KINDS.len()))?;
         for (k, n) in ALL_KINDS.iter().zip(self.0) {
             m.serialize_entry(k.as_str(), n)?;
+        }
+        m.end()
+    }
+}
+
+/// A connection's count for every annotation kind.
+struct NoteCounts<'a>(&'a ConnNotes);
+
+impl Serialize for NoteCounts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(ALL_KINDS.len()))?;
+        for (k, n) in ALL_KINDS.iter().zip(self.0.counts()) {
+            m.serialize_entry(k.as_str(), &n)?;
         }
         m.end()
     }
@@ -803,9 +964,10 @@ pub struct ConnRecord<'a> {
     server_sent: Counts,
     /// Packets of this connection carrying each annotation kind.
     #[schemars(schema_with = "annotation_counts_schema")]
-    annotations: AnnotationCounts<'a>,
+    annotations: NoteCounts<'a>,
     /// Both sides' state changes in packet order.
-    state_history: &'a [StateChange],
+    #[schemars(schema_with = "history_schema")]
+    state_history: History<'a>,
     /// More state changes happened than are listed.
     state_history_truncated: bool,
 }
@@ -838,24 +1000,24 @@ impl<'a> ConnRecord<'a> {
             duration_ns: c.last_ts.0.saturating_sub(c.first_ts.0),
             first_packet: c.first_packet,
             last_packet: c.last_packet,
-            syn_packet: n.syn_packet,
-            synack_packet: n.synack_packet,
-            handshake_ack_packet: n.handshake_ack_packet,
+            syn_packet: n.syn_packet.map(NonZeroU64::get),
+            synack_packet: n.synack_packet.map(NonZeroU64::get),
+            handshake_ack_packet: n.handshake_ack_packet.map(NonZeroU64::get),
             syn_synack_ns: c.syn_synack_ns,
             synack_ack_ns: c.synack_ack_ns,
             syn_retransmissions: c.syn_retransmissions,
             synack_retransmissions: c.synack_retransmissions,
-            client_fin_packet: n.client_fin_packet,
-            server_fin_packet: n.server_fin_packet,
-            rst_packet: n.rst_packet,
-            rst_by: n.rst_by,
+            client_fin_packet: n.client_fin_packet.map(NonZeroU64::get),
+            server_fin_packet: n.server_fin_packet.map(NonZeroU64::get),
+            rst_packet: n.rst_packet.map(NonZeroU64::get),
+            rst_by: n.rst_by(),
             midstream: c.midstream,
             port_reuse: c.port_reuse,
             client_sent: c.client_counts.into(),
             server_sent: c.server_counts.into(),
-            annotations: AnnotationCounts(&n.kinds),
-            state_history: &n.history,
-            state_history_truncated: n.history_truncated,
+            annotations: NoteCounts(n),
+            state_history: History(&n.history),
+            state_history_truncated: n.flags & TRUNCATED != 0,
         }
     }
 }
@@ -958,7 +1120,8 @@ impl ConnRecord<'_> {
         out.extend_from_slice(b",\"server_sent\":");
         self.server_sent.write_json(out);
         out.extend_from_slice(b",\"annotations\":{");
-        for (i, (k, n)) in ALL_KINDS.iter().zip(self.annotations.0).enumerate() {
+        let counts = self.annotations.0.counts();
+        for (i, (k, n)) in ALL_KINDS.iter().zip(&counts).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -966,7 +1129,7 @@ impl ConnRecord<'_> {
             num(out, *n);
         }
         out.extend_from_slice(b"},\"state_history\":[");
-        for (i, t) in self.state_history.iter().enumerate() {
+        for (i, t) in changes(self.state_history.0).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -1563,6 +1726,118 @@ mod tests {
         assert_eq!(v["inputs"], serde_json::json!([]));
     }
 
+    /// Byte-sized kind counts move to `u64`s when one passes 255: every count stays the number
+    /// of packets fed, and the other notes are kept.
+    #[test]
+    fn kind_counts_past_a_byte_stay_exact() {
+        let mut n = ConnNotes::default();
+        let mut p = PacketInfo {
+            from: Some(Side::Server),
+            ..PacketInfo::default()
+        };
+        p.kinds.push(Kind::Rst);
+        p.number = 7;
+        n.packet(&p);
+        p.kinds = KindList::default();
+        p.kinds.push(Kind::DuplicateAck);
+        p.kinds.push(Kind::Retransmission);
+        for number in 8..8 + 70_000 {
+            p.number = number;
+            n.packet(&p);
+            if number % 3 == 0 {
+                let mut q = p;
+                q.kinds = KindList::default();
+                q.kinds.push(Kind::OutOfOrder);
+                n.packet(&q);
+            }
+        }
+        let want = |k: Kind| match k {
+            Kind::Rst => 1,
+            Kind::DuplicateAck | Kind::Retransmission => 70_000,
+            Kind::OutOfOrder => (8..8 + 70_000u64).filter(|x| x % 3 == 0).count() as u64,
+            _ => 0,
+        };
+        for (k, got) in ALL_KINDS.iter().zip(n.counts()) {
+            assert_eq!(got, want(*k), "{}", k.as_str());
+        }
+        assert_eq!(n.rst_packet, NonZeroU64::new(7));
+        assert_eq!(n.rst_by(), Some(Side::Server));
+        // Below a byte nothing moves.
+        let mut m = ConnNotes::default();
+        for number in 1..=255 {
+            p.number = number;
+            m.packet(&p);
+        }
+        assert!(m.wide.is_none());
+        assert_eq!(m.counts()[Kind::DuplicateAck.index()], 255);
+        p.number = 256;
+        m.packet(&p);
+        assert!(m.wide.is_some());
+        assert_eq!(m.counts()[Kind::DuplicateAck.index()], 256);
+        assert_eq!(m.rst_by(), None);
+    }
+
+    /// The 8-byte history entries give back every packet number, however far apart (carries
+    /// past 2^32), and the history still stops at `HISTORY_CAP` changes.
+    #[test]
+    fn history_keeps_exact_packet_numbers() {
+        use crate::analysis::Transition;
+        let numbers = [
+            0,
+            1,
+            5,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            1 << 32,
+            (1 << 40) + 3,
+            (1 << 40) + 3,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let mut n = ConnNotes::default();
+        let mut p = PacketInfo::default();
+        let states = [TcpState::SynSent, TcpState::Established, TcpState::FinWait1];
+        let mut want = Vec::new();
+        for i in 0..HISTORY_CAP + 5 {
+            let number = numbers.get(i).copied().unwrap_or(u64::MAX);
+            let (side, from, to) = (
+                [Side::Client, Side::Server][i % 2],
+                states[i % 3],
+                states[(i + 1) % 3],
+            );
+            p.transitions[0] = Some(Transition { side, from, to });
+            n.annotate(number, &NoteDetail::of(&p).unwrap());
+            if i < HISTORY_CAP {
+                // Number 0 is no packet number: the history keeps it as given.
+                want.push(StateChange {
+                    packet: number,
+                    side,
+                    from,
+                    to,
+                });
+            }
+        }
+        assert_eq!(changes(&n.history).collect::<Vec<_>>(), want);
+        assert!(n.history.iter().any(|c| c.carry));
+        assert_eq!(n.flags & TRUNCATED, TRUNCATED);
+        let mut m = ConnNotes::default();
+        for i in 0..HISTORY_CAP as u64 {
+            m.annotate(i + 1, &NoteDetail::of(&p).unwrap());
+        }
+        assert_eq!(m.flags & TRUNCATED, 0);
+        assert_eq!(changes(&m.history).count(), HISTORY_CAP);
+        // A first change past 2^32 (a carry first), then changes near it and far from it.
+        let first = (1 << 33) + 7;
+        let numbers = [first, first + 5, first + (1 << 32) + 1, first + 6, u64::MAX];
+        let mut m = ConnNotes::default();
+        for &number in &numbers {
+            m.annotate(number, &NoteDetail::of(&p).unwrap());
+        }
+        assert!(m.history[0].carry);
+        let got: Vec<u64> = changes(&m.history).map(|c| c.packet).collect();
+        assert_eq!(got, numbers);
+    }
+
     /// The slab gives every connection the notes a plain map by id gives, whatever order
     /// connections end in, and stays within its bound while a long-lived connection holds its
     /// front.
@@ -1597,7 +1872,7 @@ mod tests {
                 1 if live.len() > 1 => {
                     let id = live.swap_remove(1 + rand(live.len() as u64 - 1) as usize);
                     assert_eq!(t.take(id), model.remove(&id).unwrap_or_default(), "id {id}");
-                    assert!(t.last.len() <= slab_span(t.live));
+                    assert!(t.ids.len() <= slab_span(t.live));
                     taken += 1;
                     continue;
                 }
@@ -1623,7 +1898,7 @@ mod tests {
         for id in live {
             assert_eq!(t.take(id), model.remove(&id).unwrap_or_default(), "id {id}");
         }
-        assert!(t.last.is_empty() && t.old.is_empty());
+        assert!(t.ids.is_empty() && t.old.is_empty());
         // An id far past the slab starts it afresh; the notes before it are kept.
         let mut p = PacketInfo {
             number: 1,
@@ -1637,8 +1912,8 @@ mod tests {
         p.kinds = KindList::default();
         p.kinds.push(Kind::Rst);
         t.packet(&p);
-        assert!(t.last.len() == 1);
-        assert_eq!(t.take(next_id).syn_packet, Some(1));
-        assert_eq!(t.take(next_id + 1_000_000).rst_packet, Some(2));
+        assert!(t.ids.len() == 1);
+        assert_eq!(t.take(next_id).syn_packet, NonZeroU64::new(1));
+        assert_eq!(t.take(next_id + 1_000_000).rst_packet, NonZeroU64::new(2));
     }
 }
