@@ -74,19 +74,15 @@ struct Front {
 }
 
 impl Front {
-    /// Counts, filters, numbers, decodes and prints one frame, and hands its TCP segment to
-    /// `segment` with the end of the text after its line. With `end`, the text is
-    /// `text[..*end]` and the bytes after it are the printer's slack (see
-    /// [`TcpdumpPrinter::append_packet_at`]), cut off before the text is handed on; without,
-    /// it is all of `text`. The segment is lent, not returned: it is copied
-    /// once, where the caller keeps it. `Ok(None)`: the filter dropped the frame;
-    /// `Ok(Some(last))`: `last` when the `-c` count is reached.
+    /// Counts, filters, numbers, decodes and prints (appending to `text`) one frame, and hands
+    /// its TCP segment to `segment` with the length of `text` after its line. The segment is
+    /// lent, not returned: it is copied once, where the caller keeps it. `Ok(None)`: the
+    /// filter dropped the frame; `Ok(Some(last))`: `last` when the `-c` count is reached.
     #[inline(always)]
     fn frame(
         &mut self,
         frame: &Frame<'_>,
         text: &mut Vec<u8>,
-        end: Option<&mut usize>,
         segment: impl FnOnce(usize, &Segment),
     ) -> Result<Option<bool>, Fatal> {
         let c = &mut self.counts;
@@ -109,22 +105,12 @@ impl Front {
         };
         let mut d = Decoded::empty();
         decode::decode_into(frame, &mut d);
-        let mut at = end.as_deref().copied().unwrap_or(text.len());
         self.stats.count(d.kind);
         if self.prints {
-            match end {
-                Some(end) => {
-                    self.printer.append_packet_at(text, end, frame, &d);
-                    at = *end;
-                }
-                None => {
-                    self.printer.append_packet(text, frame, &d);
-                    at = text.len();
-                }
-            }
+            self.printer.append_packet(text, frame, &d);
         }
         if let Some(seg) = &d.segment {
-            segment(at, seg);
+            segment(text.len(), seg);
         }
         let last = self.count.is_some_and(|c| self.passed >= c);
         if last {
@@ -183,7 +169,7 @@ impl<'o> Run<'o> {
         let mut segment = None;
         let last = match self
             .front
-            .frame(frame, &mut b.line, None, |_, s| segment = Some(*s))
+            .frame(frame, &mut b.line, |_, s| segment = Some(*s))
         {
             Ok(Some(last)) => last,
             Ok(None) => return ControlFlow::Continue(()),
@@ -575,13 +561,9 @@ fn run_split(
     let (result, fatal, source, back_err) = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             let mut batch = Batch::default();
-            // The end of the text in `batch.text` (see `Front::frame`).
-            let mut end = 0;
             let mut fatal = None;
             // Hands the batch over; false when the back has stopped.
-            let hand_over = |batch: &mut Batch, end: &mut usize| {
-                batch.text.truncate(*end);
-                *end = 0;
+            let hand_over = |batch: &mut Batch| {
                 // Whatever the back finished: the back writes only when it waits for the
                 // front, so when it is the slower half the front writes everything.
                 output.write_ready(false, usize::MAX);
@@ -603,7 +585,7 @@ fn run_split(
                         items.push((end, *seg));
                     }
                 };
-                let last = match front.frame(frame, &mut batch.text, Some(&mut end), keep) {
+                let last = match front.frame(frame, &mut batch.text, keep) {
                     Ok(Some(last)) => last,
                     Ok(None) => return ControlFlow::Continue(()),
                     Err(f) => {
@@ -611,8 +593,8 @@ fn run_split(
                         return ControlFlow::Break(());
                     }
                 };
-                if (batch.items.len() >= BATCH_FRAMES || end >= BATCH_TEXT)
-                    && !hand_over(&mut batch, &mut end)
+                if (batch.items.len() >= BATCH_FRAMES || batch.text.len() >= BATCH_TEXT)
+                    && !hand_over(&mut batch)
                 {
                     return ControlFlow::Break(());
                 }
@@ -622,8 +604,8 @@ fn run_split(
                     ControlFlow::Continue(())
                 }
             });
-            if end > 0 || !batch.items.is_empty() {
-                let _ = hand_over(&mut batch, &mut end);
+            if !batch.text.is_empty() || !batch.items.is_empty() {
+                let _ = hand_over(&mut batch);
             }
             (result, fatal, source)
         });

@@ -599,7 +599,7 @@ pub struct TcpdumpPrinter {
     /// The line for [`write_packet`](Self::write_packet), reused.
     line: Vec<u8>,
     /// Where [`common`](Self::common) writes a line before it is appended.
-    scratch: Option<Box<CurBuf>>,
+    scratch: Box<CurBuf>,
     /// Texts of recent IPv6 addresses, for [`common`](Self::common).
     v6names: V6Names,
     /// tcpdump's `ndo_protocol`: named in ` [|proto]`.
@@ -617,7 +617,7 @@ impl TcpdumpPrinter {
             seq: SeqTable::default(),
             buf: Vec::new(),
             line: Vec::with_capacity(512),
-            scratch: None,
+            scratch: Box::new([0; CUR_TEXT + 32]),
             v6names: V6Names::new(),
             proto: "",
             ifnames: None,
@@ -645,71 +645,17 @@ impl TcpdumpPrinter {
         result.map(|()| printed)
     }
 
-    /// As [`write_packet`](Self::write_packet), appending the line to `out`.
+    /// As [`write_packet`](Self::write_packet), appending the line to `out` (no copy: the
+    /// line is formatted in place at the end of `out`).
     pub fn append_packet(&mut self, out: &mut Vec<u8>, frame: &Frame<'_>, d: &Decoded<'_>) -> bool {
         let (true, Some(link), Some(net)) = (d.is_tcp(), &d.link, &d.net) else {
             self.clock.skip(frame.ts);
             return false;
         };
         if let Some(c) = self.common_fields(link, net) {
-            // Taken out for the line (`common` borrows the printer); put back after.
-            let mut scratch = self
-                .scratch
-                .take()
-                .unwrap_or_else(|| Box::new([0; CUR_TEXT + 32]));
-            let n = self.common(&mut scratch, frame, c);
-            out.extend_from_slice(scratch.get(..n).unwrap_or_default());
-            self.scratch = Some(scratch);
+            self.common(out, frame, c);
             return true;
         }
-        self.general(out, frame, link, net);
-        true
-    }
-
-    /// As [`append_packet`](Self::append_packet), for a buffer that keeps slack after its
-    /// text: the text is `out[..*end]`, the bytes after it are scratch, and `*end` moves past
-    /// the line. The common line is written in place (no copy of a finished line); the slack
-    /// is zero-filled a few lines' worth at a time, in pieces below glibc's `rep stosb`
-    /// threshold (2 KiB), so `memset` takes vector stores.
-    pub fn append_packet_at(
-        &mut self,
-        out: &mut Vec<u8>,
-        end: &mut usize,
-        frame: &Frame<'_>,
-        d: &Decoded<'_>,
-    ) -> bool {
-        /// Slack added at a time beyond the room for one line: at most this plus the room
-        /// is zero-filled at once.
-        const SLACK: usize = 1 << 10;
-        let (true, Some(link), Some(net)) = (d.is_tcp(), &d.link, &d.net) else {
-            self.clock.skip(frame.ts);
-            return false;
-        };
-        let at = (*end).min(out.len());
-        if let Some(c) = self.common_fields(link, net) {
-            let room = CUR_TEXT + 32;
-            if out.len() < at + room {
-                out.resize(at + room + SLACK, 0);
-            }
-            if let Some(Ok(buf)) = out.get_mut(at..at + room).map(<&mut CurBuf>::try_from) {
-                *end = at + self.common(buf, frame, c);
-            }
-            return true;
-        }
-        out.truncate(at);
-        self.general(out, frame, link, net);
-        *end = out.len();
-        true
-    }
-
-    /// The general path: any line, appended to `out`.
-    fn general(
-        &mut self,
-        out: &mut Vec<u8>,
-        frame: &Frame<'_>,
-        link: &LinkView<'_>,
-        net: &NetView<'_>,
-    ) {
         // The formatting code appends to `self.buf`: lend it `out` for the line (nothing in
         // it reads back what is already in the buffer).
         std::mem::swap(&mut self.buf, out);
@@ -729,6 +675,7 @@ impl TcpdumpPrinter {
         }
         self.buf.push(b'\n');
         std::mem::swap(&mut self.buf, out);
+        true
     }
 
     /// The fields of a line that has none of the rare parts, or None: no `-#`, `-e`, `-v`;
@@ -800,17 +747,49 @@ impl TcpdumpPrinter {
     }
 
     /// Prints a line [`common_fields`](Self::common_fields) accepted, byte for byte as the
-    /// general path (`link` … `tcp`) would, at the start of `buf`; returns its length.
-    fn common(&mut self, buf: &mut CurBuf, frame: &Frame<'_>, c: Common<'_>) -> usize {
+    /// general path (`link` … `tcp`) would, into room reserved once for the whole line.
+    fn common(&mut self, out: &mut Vec<u8>, frame: &Frame<'_>, c: Common<'_>) {
         const { assert!(TIME_MAX + COMMON_MAX <= CUR_TEXT) };
+        let mut w = Cur::new(&mut self.scratch);
+        match self.clock.fast(frame.ts) {
+            Some(text) => w.put(text, 16),
+            None => w = time(&mut self.clock, w, frame.ts),
+        }
         let tp = c.tp;
         let be16 = |at: usize| u16::from_be_bytes([tp[at], tp[at + 1]]);
         let be32 = |at: usize| u32::from_be_bytes([tp[at], tp[at + 1], tp[at + 2], tp[at + 3]]);
         let (sport, dport) = (be16(0), be16(2));
+        if c.v6 {
+            w.put(*b"IP6 ", 4);
+            let (Ok(src), Ok(dst)) = (c.src.try_into(), c.dst.try_into()) else {
+                return;
+            };
+            w = self.v6names.write(w, src);
+            w.put([b'.'], 1);
+            dec(&mut w, sport);
+            w.put(*b" > ", 3);
+            w = self.v6names.write(w, dst);
+        } else {
+            w.put(*b"IP ", 3);
+            let (Ok(src), Ok(dst)) = (c.src.try_into(), c.dst.try_into()) else {
+                return;
+            };
+            ipv4(&mut w, src);
+            w.put([b'.'], 1);
+            dec(&mut w, sport);
+            w.put(*b" > ", 3);
+            ipv4(&mut w, dst);
+        }
+        w.put([b'.'], 1);
+        dec(&mut w, dport);
         let flags = tp[13];
-        // The sequence table first: its entry is often a cache miss, which the out-of-order
-        // core then overlaps with formatting the time and addresses (its result is needed
-        // only at `seq`).
+        if flags == 0 {
+            w.put(*b": Flags [none", 13);
+        } else {
+            w.put(*b": Flags [", 9);
+        }
+        let (text, n) = FLAG_TEXT[usize::from(flags)];
+        w.put(text, usize::from(n));
         let (mut seq, mut ack) = (be32(4), be32(8));
         let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
         if !self.fmt.absolute && flags & 0x10 != 0 {
@@ -826,41 +805,6 @@ impl TcpdumpPrinter {
             );
             (seq, ack, rev, th_seq, th_ack) = (r.seq, r.ack, r.rev, r.th_seq, r.th_ack);
         }
-        let mut w = Cur::new(buf);
-        match self.clock.fast(frame.ts) {
-            Some(text) => w.put(text, 16),
-            None => w = time(&mut self.clock, w, frame.ts),
-        }
-        if c.v6 {
-            w.put(*b"IP6 ", 4);
-            let (Ok(src), Ok(dst)) = (c.src.try_into(), c.dst.try_into()) else {
-                return 0;
-            };
-            w = self.v6names.write(w, src);
-            w.put([b'.'], 1);
-            dec(&mut w, sport);
-            w.put(*b" > ", 3);
-            w = self.v6names.write(w, dst);
-        } else {
-            w.put(*b"IP ", 3);
-            let (Ok(src), Ok(dst)) = (c.src.try_into(), c.dst.try_into()) else {
-                return 0;
-            };
-            ipv4(&mut w, src);
-            w.put([b'.'], 1);
-            dec(&mut w, sport);
-            w.put(*b" > ", 3);
-            ipv4(&mut w, dst);
-        }
-        w.put([b'.'], 1);
-        dec(&mut w, dport);
-        if flags == 0 {
-            w.put(*b": Flags [none", 13);
-        } else {
-            w.put(*b": Flags [", 9);
-        }
-        let (text, n) = FLAG_TEXT[usize::from(flags)];
-        w.put(text, usize::from(n));
         let length = c.length - c.hlen;
         if length > 0 || flags & 0x07 != 0 {
             w.put(*b", seq \0\0", 6);
@@ -889,7 +833,7 @@ impl TcpdumpPrinter {
         w.extend_from_slice(b", length ");
         dec(&mut w, length);
         w.put([b'\n'], 1);
-        w.at
+        out.extend_from_slice(w.text());
     }
 
     fn link(&mut self, frame: &Frame<'_>, link: &LinkView<'_>, net: &NetView<'_>) -> R {
