@@ -77,14 +77,24 @@ impl LiveTable {
         self.index.len().wrapping_sub(1)
     }
 
-    /// Slot `i`.
+    /// Slot `i`, if the slab has it.
+    #[inline]
+    fn slot(&self, i: u32) -> Option<&Option<Live>> {
+        let i = i as usize;
+        self.chunks.get(i >> CHUNK_BITS)?.get(i & (CHUNK - 1))
+    }
+
+    /// Slot `i`, which the slab has (the index or the free list gave it).
+    #[inline]
+    fn slot_mut(&mut self, i: u32) -> &mut Option<Live> {
+        let i = i as usize;
+        &mut self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+
+    /// The connection in slot `i`.
     #[inline]
     fn at(&self, i: u32) -> Option<&Live> {
-        let i = i as usize;
-        self.chunks
-            .get(i >> CHUNK_BITS)?
-            .get(i & (CHUNK - 1))?
-            .as_ref()
+        self.slot(i)?.as_ref()
     }
 
     /// The index position and slot of the connection with key `k` (hash `h`).
@@ -116,8 +126,7 @@ impl LiveTable {
     /// The connection in slot `i`, which [`LiveTable::find`] or [`LiveTable::insert`] gave.
     #[inline]
     pub(super) fn get_mut(&mut self, i: u32) -> &mut Live {
-        let i = i as usize;
-        self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+        self.slot_mut(i)
             .as_mut()
             .expect("a slot the index holds is occupied")
     }
@@ -129,8 +138,7 @@ impl LiveTable {
         }
         let s = match self.free.pop() {
             Some(s) => {
-                let i = s as usize;
-                self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)] = Some(live);
+                *self.slot_mut(s) = Some(live);
                 s
             }
             None => {
@@ -197,8 +205,7 @@ impl LiveTable {
         self.index[hole] = EMPTY;
         self.len -= 1;
         self.free.push(s);
-        let i = s as usize;
-        self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)].take()
+        self.slot_mut(s).take()
     }
 
     /// The connections, in slot order.
@@ -241,8 +248,7 @@ impl LiveTable {
             }
             if e >> 32 == tag {
                 // The slot number is the entry's low half (the high half is the tag).
-                let i = e as u32 as usize;
-                return self.chunks.get(i >> CHUNK_BITS)?.get(i & (CHUNK - 1));
+                return self.slot(e as u32);
             }
             p = (p + 1) & mask;
         }
