@@ -386,14 +386,11 @@ impl FileSource {
         let mut at = 0;
         let mut flow = ControlFlow::Continue(());
         while let Some(rest) = data.get(at..) {
-            let Some(head) = rest.get(..16) else { break };
-            let word = |i| read_u32(head, i, h.big_endian).unwrap_or(0);
-            let caplen = word(8);
-            if caplen > h.max_caplen {
+            let Ok(Next::Parse(len)) = pcap_record(h, rest) else {
                 break;
-            }
-            let len = h.record_header + caplen as usize;
+            };
             let Some(rec) = rest.get(..len) else { break };
+            let word = |i| read_u32(rec, i, h.big_endian).unwrap_or(0);
             let body = rec.get(h.record_header..).unwrap_or_default();
             let (ts, body) = legacy_frame(iface, word(0), word(4), body);
             at += len;
@@ -473,22 +470,7 @@ fn frame(layout: Layout, first: bool, data: &[u8], ifaces: &[Iface]) -> Result<N
                 // The file header, already checked when opening.
                 return Ok(Next::Parse(24));
             }
-            let hdr = h.record_header;
-            let Some(caplen) = read_u32(data, 8, h.big_endian) else {
-                return Ok(Next::Need(hdr));
-            };
-            if caplen > h.max_caplen {
-                return Err(format!(
-                    "captured length {caplen} exceeds the maximum of {}",
-                    h.max_caplen
-                ));
-            }
-            let len = hdr + caplen as usize;
-            Ok(if data.len() < len {
-                Next::Need(len)
-            } else {
-                Next::Parse(len)
-            })
+            pcap_record(h, data)
         }
         Layout::Pcapng { big_endian } => {
             let Some(btype) = read_u32(data, 0, big_endian) else {
@@ -566,6 +548,27 @@ fn frame(layout: Layout, first: bool, data: &[u8], ifaces: &[Iface]) -> Result<N
 }
 
 /// The length rules every pcapng block obeys, plus each parsed type's minimum.
+/// The framing of the classic pcap record at the start of `data`.
+#[inline]
+fn pcap_record(h: PcapHead, data: &[u8]) -> Result<Next, String> {
+    let hdr = h.record_header;
+    let Some(caplen) = read_u32(data, 8, h.big_endian) else {
+        return Ok(Next::Need(hdr));
+    };
+    if caplen > h.max_caplen {
+        return Err(format!(
+            "captured length {caplen} exceeds the maximum of {}",
+            h.max_caplen
+        ));
+    }
+    let len = hdr + caplen as usize;
+    Ok(if data.len() < len {
+        Next::Need(len)
+    } else {
+        Next::Parse(len)
+    })
+}
+
 fn check_block_len(btype: u32, len: u32) -> Result<(), String> {
     let min = match btype {
         SHB => 28,
