@@ -356,7 +356,7 @@ impl Batch {
 
 impl Back<'_> {
     /// Analyses a batch's segments, keeping what the reports write in `b.extra` and what the
-    /// JSON reports leave to the writer in `b.later`. `hashes` is scratch space.
+    /// JSON reports leave to the writer in `b.later`. `keys` is scratch space.
     ///
     /// Each connection is asked into the cache ahead of its packet, in two steps
     /// ([`AnalysisReport::prefetch`]): the flow table's index line twice [`PREFETCH_AHEAD`]
@@ -365,23 +365,23 @@ impl Back<'_> {
         analysis: &mut AnalysisReport,
         det: &mut Detectors,
         b: &mut Batch,
-        hashes: &mut Vec<u64>,
+        keys: &mut Vec<crate::analysis::FlowKey>,
     ) -> io::Result<()> {
         let d = PREFETCH_AHEAD;
-        hashes.clear();
-        hashes.extend(b.items.iter().map(|(_, seg)| analysis.flow_hash(seg)));
-        for &h in hashes.iter().take(2 * d) {
-            analysis.prefetch(h, 0);
+        keys.clear();
+        keys.extend(b.items.iter().map(|(_, seg)| analysis.flow_key(seg)));
+        for k in keys.iter().take(2 * d) {
+            analysis.prefetch(k, 0);
         }
-        for (i, (end, seg)) in b.items.iter().enumerate() {
-            if let Some(&h) = hashes.get(i + 2 * d) {
-                analysis.prefetch(h, 0);
+        for (i, ((end, seg), key)) in b.items.iter().zip(keys.iter()).enumerate() {
+            if let Some(k) = keys.get(i + 2 * d) {
+                analysis.prefetch(k, 0);
             }
-            if let Some(&h) = hashes.get(i + d) {
-                analysis.prefetch(h, 1);
+            if let Some(k) = keys.get(i + d) {
+                analysis.prefetch(k, 1);
             }
             let before = (b.extra.len(), b.later.records());
-            analysis.packet_deferred(&mut b.extra, &mut b.later, seg, det)?;
+            analysis.packet_deferred(&mut b.extra, &mut b.later, seg, key, det)?;
             if (b.extra.len(), b.later.records()) != before {
                 b.cuts.push(Cut {
                     text: *end,

@@ -72,6 +72,16 @@ impl Key {
     }
 }
 
+/// A packet's connection key and its hash in the live table ([`FlowTable::key`]), worked out
+/// once per packet: first to prefetch the connection, then to find it. Built ahead, in a
+/// batch, the key is also read from memory written long before, not from stores still on
+/// their way (a 16-byte load of a key just built by 8-byte stores waits for them).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowKey {
+    key: Key,
+    hash: u64,
+}
+
 /// A tail's key in its slot: an IPv4 key whole (16 bytes instead of 40), an IPv6 key as its
 /// place in [`Tails::v6_keys`].
 #[derive(Clone, Copy, Debug)]
@@ -405,10 +415,15 @@ impl FlowTable {
         self.live.is_empty() && self.tails.len == 0
     }
 
-    /// The table's hash of the connection of `seg`, for [`FlowTable::prefetch`].
+    /// The table's key and hash of the connection of `seg`, for [`FlowTable::prefetch`] and
+    /// [`FlowTable::packet`].
     #[inline]
-    pub fn hash(&self, seg: &Segment) -> u64 {
-        self.live.hash(&Key::of(seg))
+    pub fn key(&self, seg: &Segment) -> FlowKey {
+        let key = Key::of(seg);
+        FlowKey {
+            key,
+            hash: self.live.hash(&key),
+        }
     }
 
     /// Asks the CPU to bring a connection into the cache ahead of its packet, given the
@@ -416,11 +431,11 @@ impl FlowTable {
     /// `step` 1 (a few packets later, when that has arrived) the connection itself. Only a
     /// hint: it changes nothing.
     #[inline]
-    pub fn prefetch(&self, hash: u64, step: u8) {
+    pub fn prefetch(&self, key: &FlowKey, step: u8) {
         if step == 0 {
-            self.live.prefetch_index(hash);
+            self.live.prefetch_index(key.hash);
         } else {
-            self.live.prefetch_slot(hash);
+            self.live.prefetch_slot(key.hash);
         }
     }
 
@@ -429,9 +444,11 @@ impl FlowTable {
         self.live.remove(h, k)
     }
 
+    /// Analyses `seg`, whose [`FlowTable::key`] is `fk`.
     pub(crate) fn packet(
         &mut self,
         seg: &Segment,
+        fk: &FlowKey,
         info: &mut PacketInfo,
         ended: &mut Vec<ConnSummary>,
         stats: &mut AnalysisStats,
@@ -451,8 +468,7 @@ impl FlowTable {
             }
             _ => {}
         }
-        let key = Key::of(seg);
-        let h = self.live.hash(&key);
+        let (key, h) = (fk.key, fk.hash);
         let found = self.live.find(h, &key);
         // Only a new connection in a full table costs a second lookup (to evict first).
         if found.is_none()

@@ -26,7 +26,7 @@ pub mod zeek;
 use crate::capture::Timestamp;
 use crate::decode::Segment;
 pub use conn::Conn;
-pub use flow::FlowTable;
+pub use flow::{FlowKey, FlowTable};
 pub use kind::{ALL_KINDS, Kind, KindList};
 pub use seq::SeqNumber;
 pub use state::{Side, TcpState, Transition};
@@ -501,8 +501,15 @@ impl Analyzer {
 
     /// Analyses one TCP segment (in capture order).
     pub fn packet(&mut self, seg: &Segment) -> &PacketInfo {
+        let key = self.table.key(seg);
+        self.packet_keyed(seg, &key)
+    }
+
+    /// [`Analyzer::packet`] for a segment whose [`Analyzer::flow_key`] is known.
+    #[inline]
+    pub fn packet_keyed(&mut self, seg: &Segment, key: &FlowKey) -> &PacketInfo {
         self.table
-            .packet(seg, &mut self.info, &mut self.ended, &mut self.stats);
+            .packet(seg, key, &mut self.info, &mut self.ended, &mut self.stats);
         self.stats.packets += 1;
         for k in self.info.kinds.as_slice() {
             self.stats.kinds[k.index()] += 1;
@@ -510,17 +517,17 @@ impl Analyzer {
         &self.info
     }
 
-    /// The flow table's hash of the connection of `seg` ([`FlowTable::hash`]).
+    /// The flow table's key of the connection of `seg` ([`FlowTable::key`]).
     #[inline]
-    pub fn flow_hash(&self, seg: &Segment) -> u64 {
-        self.table.hash(seg)
+    pub fn flow_key(&self, seg: &Segment) -> FlowKey {
+        self.table.key(seg)
     }
 
-    /// A hint that a packet with this [`Analyzer::flow_hash`] comes soon
+    /// A hint that a packet with this [`Analyzer::flow_key`] comes soon
     /// ([`FlowTable::prefetch`]). Changes nothing.
     #[inline]
-    pub fn prefetch(&self, hash: u64, step: u8) {
-        self.table.prefetch(hash, step);
+    pub fn prefetch(&self, key: &FlowKey, step: u8) {
+        self.table.prefetch(key, step);
     }
 
     /// Whether connections ended since the last [`Analyzer::drain_ended`].

@@ -1,6 +1,6 @@
 //! Runs the TCP analysis beside the printers: one call per TCP packet, one at the end.
 
-use crate::analysis::{AnalysisConfig, Analyzer, ConnSummary, PacketInfo};
+use crate::analysis::{AnalysisConfig, Analyzer, ConnSummary, FlowKey, PacketInfo};
 use crate::config::{Config, Mode};
 use crate::decode::Segment;
 use crate::detect::Detectors;
@@ -60,33 +60,35 @@ impl AnalysisReport {
         seg: &Segment,
         det: &mut Detectors,
     ) -> io::Result<()> {
-        self.packet_to(&mut Sink::Now(out), seg, det)
+        self.packet_to(&mut Sink::Now(out), seg, None, det)
     }
 
     /// [`Self::packet`], except that the JSON reports' per-connection work is left to a
     /// [`RecordWriter`], on another thread: each packet's note for its connection and each
-    /// connection that ended (with its place in `out`) go into `later`.
+    /// connection that ended (with its place in `out`) go into `later`. `key` is the
+    /// segment's [`Self::flow_key`].
     pub fn packet_deferred(
         &mut self,
         out: &mut Vec<u8>,
         later: &mut Deferred,
         seg: &Segment,
+        key: &FlowKey,
         det: &mut Detectors,
     ) -> io::Result<()> {
-        self.packet_to(&mut Sink::Later(out, later), seg, det)
+        self.packet_to(&mut Sink::Later(out, later), seg, Some(key), det)
     }
 
-    /// The analysis's hash of the connection of `seg` ([`Analyzer::flow_hash`]).
+    /// The analysis's key of the connection of `seg` ([`Analyzer::flow_key`]).
     #[inline]
-    pub fn flow_hash(&self, seg: &Segment) -> u64 {
-        self.analyzer.flow_hash(seg)
+    pub fn flow_key(&self, seg: &Segment) -> FlowKey {
+        self.analyzer.flow_key(seg)
     }
 
-    /// A hint that a packet with this [`Self::flow_hash`] is analysed soon
+    /// A hint that a packet with this [`Self::flow_key`] is analysed soon
     /// ([`Analyzer::prefetch`]).
     #[inline]
-    pub fn prefetch(&self, hash: u64, step: u8) {
-        self.analyzer.prefetch(hash, step);
+    pub fn prefetch(&self, key: &FlowKey, step: u8) {
+        self.analyzer.prefetch(key, step);
     }
 
     /// A writer for the records of [`Self::packet_deferred`]; it takes the notes gathered so
@@ -108,12 +110,16 @@ impl AnalysisReport {
         &mut self,
         out: &mut Sink<'_>,
         seg: &Segment,
+        key: Option<&FlowKey>,
         det: &mut Detectors,
     ) -> io::Result<()> {
         if self.mode == Mode::Plain {
             return Ok(());
         }
-        let info = self.analyzer.packet(seg);
+        let info = match key {
+            Some(k) => self.analyzer.packet_keyed(seg, k),
+            None => self.analyzer.packet(seg),
+        };
         det.packet(seg, info);
         match self.mode {
             Mode::Annotated => self.annotator.write(out.bytes(), info)?,
