@@ -242,6 +242,29 @@ impl Conn {
         Some(at.0.saturating_add(linger))
     }
 
+    /// The capture time (ns) from which a sweep may find it due: expired (`expiry`), idle for
+    /// `idle`, or closed for `close_linger` with its record not out. Never later than the
+    /// first time the sweep's own tests hold (saturating sums only round down here).
+    pub(crate) fn wake(
+        &self,
+        two_msl: i64,
+        reset_linger: i64,
+        close_linger: i64,
+        idle: i64,
+    ) -> i64 {
+        let mut t = self.last_ts.0.saturating_add(idle);
+        if let Some(e) = self.expiry(two_msl, reset_linger) {
+            t = t.min(e);
+        }
+        if !self.emitted
+            && !self.reset
+            && let Some(e) = self.ended_at
+        {
+            t = t.min(e.0.saturating_add(close_linger));
+        }
+        t
+    }
+
     /// Analyses one segment of this connection.
     pub(crate) fn segment(&mut self, seg: &Segment, info: &mut PacketInfo) {
         let from = self.side_of(seg);

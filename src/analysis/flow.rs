@@ -363,6 +363,17 @@ impl Tails {
     }
 }
 
+/// When the sweep must look at `c` next ([`Conn::wake`]).
+#[inline]
+fn wake(cfg: &AnalysisConfig, c: &Conn) -> i64 {
+    c.wake(
+        cfg.msl_ns.saturating_mul(2),
+        cfg.reset_linger_ns,
+        cfg.close_linger_ns,
+        cfg.idle_ns,
+    )
+}
+
 /// How often (capture time) expired connections are looked for.
 const SWEEP_NS: i64 = 1_000_000_000;
 
@@ -511,7 +522,9 @@ impl FlowTable {
                                 self.tails.insert(key, t);
                             }
                             None => {
-                                self.live.insert(h, Live { key, conn: c });
+                                let wake = wake(&self.cfg, &c);
+                                let s = self.live.insert(h, Live { key, conn: c });
+                                self.live.set_wake(s, wake);
                             }
                         }
                         return;
@@ -529,7 +542,10 @@ impl FlowTable {
                 self.live.insert(h, Live { key, conn })
             }
         };
-        self.live.get_mut(slot).conn.segment(seg, info);
+        let conn = &mut self.live.get_mut(slot).conn;
+        conn.segment(seg, info);
+        let wake = wake(&self.cfg, conn);
+        self.live.set_wake(slot, wake);
         stats.peak_live = stats.peak_live.max(self.len() as u64);
     }
 
@@ -543,7 +559,9 @@ impl FlowTable {
             self.cfg.idle_ns,
         );
         self.due.clear();
-        for l in self.live.iter() {
+        // Connections looked at but not due (their wake time was an early guess) get theirs.
+        let mut rewake = Vec::new();
+        for (slot, l) in self.live.waking(now.0) {
             let c = &l.conn;
             let due = if c.expiry(two_msl, linger).is_some_and(|t| now.0 >= t) {
                 Due::Expired
@@ -556,9 +574,13 @@ impl FlowTable {
             {
                 Due::Linger
             } else {
+                rewake.push((slot, wake(&self.cfg, c)));
                 continue;
             };
             self.due.push((c.id, l.key, due));
+        }
+        for (slot, t) in rewake {
+            self.live.set_wake(slot, t);
         }
         self.due.sort_unstable_by_key(|e| e.0);
         let due = std::mem::take(&mut self.due);
@@ -575,6 +597,9 @@ impl FlowTable {
                     if let Some(t) = Tail::of(c) {
                         self.remove(&k);
                         self.tails.insert(k, t);
+                    } else {
+                        let wake = wake(&self.cfg, &self.live.get_mut(i).conn);
+                        self.live.set_wake(i, wake);
                     }
                 }
                 Due::Expired | Due::Idle => {

@@ -40,6 +40,10 @@ pub(super) struct LiveTable {
     chunks: Vec<Vec<Option<Live>>>,
     /// Slots freed, reused first.
     free: Vec<u32>,
+    /// Per slot: the capture time (ns) from which the sweep must look at its connection
+    /// ([`LiveTable::set_wake`]; `i64::MAX` when free). The sweep reads this dense array, not
+    /// every connection's slot.
+    wake: Vec<i64>,
 }
 
 impl LiveTable {
@@ -50,6 +54,7 @@ impl LiveTable {
             hasher: foldhash::fast::RandomState::default(),
             chunks: Vec::new(),
             free: Vec::new(),
+            wake: Vec::new(),
         }
     }
 
@@ -154,7 +159,31 @@ impl LiveTable {
         };
         self.place(h >> 32 << 32 | u64::from(s));
         self.len += 1;
+        // Looked at by the next sweep until its owner says when ([`LiveTable::set_wake`]).
+        match self.wake.get_mut(s as usize) {
+            Some(w) => *w = i64::MIN,
+            None => self.wake.push(i64::MIN),
+        }
         s
+    }
+
+    /// From capture time `t` (ns) on, the sweep looks at the connection in slot `i` (which
+    /// [`LiveTable::find`] or [`LiveTable::insert`] gave); never later than it may be due.
+    #[inline]
+    pub(super) fn set_wake(&mut self, i: u32, t: i64) {
+        if let Some(w) = self.wake.get_mut(i as usize) {
+            *w = t;
+        }
+    }
+
+    /// The connections the sweep at capture time `now` (ns) looks at, with their slots, in slot
+    /// order.
+    pub(super) fn waking(&self, now: i64) -> impl Iterator<Item = (u32, &Live)> {
+        self.wake
+            .iter()
+            .enumerate()
+            .filter(move |&(_, &w)| w <= now)
+            .filter_map(|(i, _)| Some((i as u32, self.at(i as u32)?)))
     }
 
     /// Puts an entry at the first free position from its home.
@@ -205,6 +234,7 @@ impl LiveTable {
         self.index[hole] = EMPTY;
         self.len -= 1;
         self.free.push(s);
+        self.set_wake(s, i64::MAX);
         self.slot_mut(s).take()
     }
 
