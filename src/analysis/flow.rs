@@ -711,6 +711,46 @@ pub(super) mod tests {
         }
     }
 
+    /// The sweep looks only at connections whose wake time has come: each connection must
+    /// still end at the first sweep where the idle rule (`now - last >= idle`) holds, also
+    /// after a packet that moved its last time back, and at the ends of the time range.
+    #[test]
+    fn sweeps_end_idle_connections_on_time() {
+        const S: i64 = 1_000_000_000;
+        for base in [0, -5 * S, i64::MAX - 400 * S, i64::MIN + 10 * S] {
+            let cfg = AnalysisConfig {
+                idle_ns: 10 * S,
+                ..AnalysisConfig::default()
+            };
+            let mut t = FlowTable::new(cfg);
+            let (mut info, mut ended, mut stats) = Default::default();
+            let mut feed = |t: &mut FlowTable, port: u16, ts: i64| {
+                let mut s = seg(port);
+                s.ts = Timestamp(ts);
+                let k = t.key(&s);
+                t.packet(&s, &k, &mut info, &mut ended, &mut stats);
+                std::mem::take(&mut ended)
+            };
+            // Port 1 last seen at base + 3 s (after a packet at base + 5 s: time went back);
+            // port 2 at base + 4 s; port 3 keeps the clock going, a packet a second.
+            feed(&mut t, 1, base + 5 * S);
+            feed(&mut t, 1, base + 3 * S);
+            feed(&mut t, 2, base + 4 * S);
+            let mut gone = Vec::new();
+            for sec in 6..=20 {
+                for c in feed(&mut t, 3, base + sec * S) {
+                    gone.push((c.id, sec, c.end));
+                }
+            }
+            // The idle rule, worked out here: ends at the first sweep at or after last + 10 s.
+            assert_eq!(
+                gone,
+                vec![(0, 13, EndReason::Idle), (1, 14, EndReason::Idle)],
+                "base {base}"
+            );
+        }
+    }
+
     /// The slot size docs/performance.md counts per connection in TIME_WAIT.
     #[test]
     fn a_tail_slot_is_144_bytes() {
