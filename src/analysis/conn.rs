@@ -75,6 +75,35 @@ impl Half {
     }
 }
 
+/// Optional times and durations in nanoseconds with one presence byte for all: four
+/// `Option<i64>`s take 64 bytes, this 40.
+#[derive(Clone, Copy, Debug, Default)]
+struct Times {
+    v: [i64; 4],
+    /// Bit `i` set: `v[i]` holds a value.
+    set: u8,
+}
+
+/// [`Times`] slots: the most recent SYN's time (Wireshark's `mru_syn`), the initial RTT (the
+/// most recent SYN to the first ACK without SYN), SYN→SYN-ACK and SYN-ACK→ACK.
+const MRU_SYN: usize = 0;
+const IRTT: usize = 1;
+const SYN_SYNACK: usize = 2;
+const SYNACK_ACK: usize = 3;
+
+impl Times {
+    #[inline]
+    fn get(&self, i: usize) -> Option<i64> {
+        (self.set >> i & 1 == 1).then(|| self.v[i])
+    }
+
+    #[inline]
+    fn put(&mut self, i: usize, x: i64) {
+        self.v[i] = x;
+        self.set |= 1 << i;
+    }
+}
+
 /// A tracked connection.
 #[derive(Clone, Debug)]
 pub struct Conn {
@@ -100,10 +129,8 @@ pub struct Conn {
     simultaneous: bool,
     syn_rtx: u32,
     synack_rtx: u32,
-    mru_syn_ts: Option<Timestamp>,
-    irtt_ns: Option<i64>,
-    syn_synack_ns: Option<i64>,
-    synack_ack_ns: Option<i64>,
+    /// The last SYN's time, the initial RTT and the two handshake RTTs ([`Times`]).
+    times: Times,
     midstream: bool,
     port_reuse: bool,
     close_steps: u8,
@@ -185,10 +212,7 @@ impl Conn {
             simultaneous: false,
             syn_rtx: 0,
             synack_rtx: 0,
-            mru_syn_ts: None,
-            irtt_ns: None,
-            syn_synack_ns: None,
-            synack_ack_ns: None,
+            times: Times::default(),
             midstream: !seg.flags.syn(),
             port_reuse,
             close_steps: 0,
@@ -315,13 +339,13 @@ impl Conn {
         };
         // Initial RTT: most recent SYN to the first ACK without SYN.
         if fl.syn() && !fl.ack() {
-            self.mru_syn_ts = Some(seg.ts);
+            self.times.put(MRU_SYN, seg.ts.0);
         } else if fl.ack()
             && !fl.syn()
-            && self.irtt_ns.is_none()
-            && let Some(t) = self.mru_syn_ts
+            && self.times.get(IRTT).is_none()
+            && let Some(t) = self.times.get(MRU_SYN)
         {
-            self.irtt_ns = Some(ns_between(t, seg.ts));
+            self.times.put(IRTT, ns_between(Timestamp(t), seg.ts));
         }
 
         self.pre_nextseq = f.nextseq;
@@ -501,7 +525,7 @@ impl Conn {
             if len > 1 && f.nextseq.minus(1) == seq {
                 not_adv = false;
             }
-            let ooo_ns = self.irtt_ns.unwrap_or(OOO_DEFAULT_NS);
+            let ooo_ns = self.times.get(IRTT).unwrap_or(OOO_DEFAULT_NS);
             if len > 0 && r.lastack.0 != 0 && seq.plus(len).before_eq(r.lastack) {
                 k.push(Kind::SpuriousRetransmission);
                 k.push(Kind::Retransmission);
@@ -582,7 +606,7 @@ impl Conn {
                     if !self.ack_seen && self.syn_seen {
                         self.ack_seen = true;
                         let rtt = ns_between(self.synack_ts, now);
-                        self.synack_ack_ns = Some(rtt);
+                        self.times.put(SYNACK_ACK, rtt);
                         info.rtt_ns = Some(rtt);
                     }
                 } else {
@@ -755,7 +779,7 @@ impl Conn {
                 }
                 if !self.synack_seen && r.syn_tries > 0 {
                     let rtt = ns_between(r.last_syn_ts, now);
-                    self.syn_synack_ns = Some(rtt);
+                    self.times.put(SYN_SYNACK, rtt);
                     info.rtt_ns = Some(rtt);
                 }
                 self.synack_seen = true;
@@ -802,7 +826,7 @@ impl Conn {
         if r.synacks == 0 {
             info.open_step = Some(3);
             let rtt = ns_between(r.last_syn_ts, now);
-            self.syn_synack_ns = Some(rtt);
+            self.times.put(SYN_SYNACK, rtt);
             info.rtt_ns = Some(rtt);
             self.synack_seen = true;
             self.synack_ts = now;
@@ -816,7 +840,7 @@ impl Conn {
         if !self.ack_seen {
             self.ack_seen = true;
             let rtt = ns_between(self.synack_ts, now);
-            self.synack_ack_ns = Some(rtt);
+            self.times.put(SYNACK_ACK, rtt);
             info.rtt_ns = Some(rtt);
         }
     }
@@ -931,8 +955,8 @@ impl Conn {
             client_state: c.state,
             server_state: s.state,
             handshake,
-            syn_synack_ns: self.syn_synack_ns,
-            synack_ack_ns: self.synack_ack_ns,
+            syn_synack_ns: self.times.get(SYN_SYNACK),
+            synack_ack_ns: self.times.get(SYNACK_ACK),
             syn_retransmissions: self.syn_rtx,
             synack_retransmissions: self.synack_rtx,
             client_counts: self.counts[0],
@@ -1094,7 +1118,7 @@ pub(crate) struct Tail {
     pub(crate) last_ts: Timestamp,
     id: u32,
     ended_at: i32,
-    /// The handshake RTT (`irtt`) if known, else the last SYN's time (`mru_syn_ts`).
+    /// The handshake RTT (`irtt`) if known, else the last SYN's time (`mru_syn`).
     rtt: i32,
     close_steps: u8,
     close_total: u8,
@@ -1129,9 +1153,9 @@ impl Tail {
             return None;
         }
         let flag = |b: bool, f: u8| if b { f } else { 0 };
-        let rtt = match (c.irtt_ns, c.mru_syn_ts) {
+        let rtt = match (c.times.get(IRTT), c.times.get(MRU_SYN)) {
             (Some(d), _) => pack_time(d, 0)?,
-            (None, Some(t)) => pack_time(t.0, base)?,
+            (None, Some(t)) => pack_time(t, base)?,
             (None, None) => 0,
         };
         Some(Tail {
@@ -1156,8 +1180,11 @@ impl Tail {
                 | flag(c.ack_seen, T_ACK)
                 | flag(c.syn_since_synack, T_SYN_SINCE)
                 | flag(c.simultaneous, T_SIMULTANEOUS)
-                | flag(c.irtt_ns.is_some(), T_IRTT)
-                | flag(c.irtt_ns.is_none() && c.mru_syn_ts.is_some(), T_MRU_SYN),
+                | flag(c.times.get(IRTT).is_some(), T_IRTT)
+                | flag(
+                    c.times.get(IRTT).is_none() && c.times.get(MRU_SYN).is_some(),
+                    T_MRU_SYN,
+                ),
         })
     }
 
@@ -1210,10 +1237,16 @@ impl Conn {
             simultaneous: bit(T_SIMULTANEOUS),
             syn_rtx: 0,
             synack_rtx: 0,
-            mru_syn_ts: bit(T_MRU_SYN).then(|| Timestamp(unpack_time(t.rtt, base))),
-            irtt_ns: bit(T_IRTT).then(|| unpack_time(t.rtt, 0)),
-            syn_synack_ns: None,
-            synack_ack_ns: None,
+            times: {
+                let mut times = Times::default();
+                if bit(T_MRU_SYN) {
+                    times.put(MRU_SYN, unpack_time(t.rtt, base));
+                }
+                if bit(T_IRTT) {
+                    times.put(IRTT, unpack_time(t.rtt, 0));
+                }
+                times
+            },
             midstream: false,
             port_reuse: false,
             close_steps: t.close_steps,

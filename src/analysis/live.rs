@@ -311,6 +311,13 @@ mod tests {
     use super::*;
     use crate::analysis::flow::tests::seg;
 
+    /// The slot size docs/performance.md counts per live connection (and its wake time, 8
+    /// bytes more).
+    #[test]
+    fn a_live_slot_is_704_bytes() {
+        assert_eq!(size_of::<Option<Live>>(), 704);
+    }
+
     /// Inserts, removes and looks up keys against a model map, with the table's hashes and
     /// with hashes that put every key on one of five home positions (long probe runs, the
     /// backward shifts of removal across the index's end).
