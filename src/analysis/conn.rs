@@ -75,32 +75,33 @@ impl Half {
     }
 }
 
-/// Optional times and durations in nanoseconds with one presence byte for all: four
-/// `Option<i64>`s take 64 bytes, this 40.
+/// The handshake's two RTTs in nanoseconds, with one presence byte for both: two
+/// `Option<i64>`s take 32 bytes, this 24. Set on the handshake, read by the summary.
 #[derive(Clone, Copy, Debug, Default)]
-struct Times {
-    v: [i64; 4],
+struct Rtts {
+    v: [i64; 2],
     /// Bit `i` set: `v[i]` holds a value.
     set: u8,
 }
 
-/// [`Times`] slots: the most recent SYN's time (Wireshark's `mru_syn`), the initial RTT (the
-/// most recent SYN to the first ACK without SYN), SYN→SYN-ACK and SYN-ACK→ACK.
-const MRU_SYN: usize = 0;
-const IRTT: usize = 1;
-const SYN_SYNACK: usize = 2;
-const SYNACK_ACK: usize = 3;
+/// [`Rtts`] slots.
+const SYN_SYNACK: usize = 0;
+const SYNACK_ACK: usize = 1;
 
-impl Times {
-    #[inline]
+impl Rtts {
     fn get(&self, i: usize) -> Option<i64> {
-        (self.set >> i & 1 == 1).then(|| self.v[i])
+        if self.set & 1 << i != 0 {
+            self.v.get(i).copied()
+        } else {
+            None
+        }
     }
 
-    #[inline]
     fn put(&mut self, i: usize, x: i64) {
-        self.v[i] = x;
-        self.set |= 1 << i;
+        if let Some(v) = self.v.get_mut(i) {
+            *v = x;
+            self.set |= 1 << i;
+        }
     }
 }
 
@@ -129,8 +130,10 @@ pub struct Conn {
     simultaneous: bool,
     syn_rtx: u32,
     synack_rtx: u32,
-    /// The last SYN's time, the initial RTT and the two handshake RTTs ([`Times`]).
-    times: Times,
+    mru_syn_ts: Option<Timestamp>,
+    irtt_ns: Option<i64>,
+    /// SYN→SYN-ACK and SYN-ACK→ACK ([`Rtts`]).
+    rtts: Rtts,
     midstream: bool,
     port_reuse: bool,
     close_steps: u8,
@@ -212,7 +215,9 @@ impl Conn {
             simultaneous: false,
             syn_rtx: 0,
             synack_rtx: 0,
-            times: Times::default(),
+            mru_syn_ts: None,
+            irtt_ns: None,
+            rtts: Rtts::default(),
             midstream: !seg.flags.syn(),
             port_reuse,
             close_steps: 0,
@@ -339,13 +344,13 @@ impl Conn {
         };
         // Initial RTT: most recent SYN to the first ACK without SYN.
         if fl.syn() && !fl.ack() {
-            self.times.put(MRU_SYN, seg.ts.0);
+            self.mru_syn_ts = Some(seg.ts);
         } else if fl.ack()
             && !fl.syn()
-            && self.times.get(IRTT).is_none()
-            && let Some(t) = self.times.get(MRU_SYN)
+            && self.irtt_ns.is_none()
+            && let Some(t) = self.mru_syn_ts
         {
-            self.times.put(IRTT, ns_between(Timestamp(t), seg.ts));
+            self.irtt_ns = Some(ns_between(t, seg.ts));
         }
 
         self.pre_nextseq = f.nextseq;
@@ -525,7 +530,7 @@ impl Conn {
             if len > 1 && f.nextseq.minus(1) == seq {
                 not_adv = false;
             }
-            let ooo_ns = self.times.get(IRTT).unwrap_or(OOO_DEFAULT_NS);
+            let ooo_ns = self.irtt_ns.unwrap_or(OOO_DEFAULT_NS);
             if len > 0 && r.lastack.0 != 0 && seq.plus(len).before_eq(r.lastack) {
                 k.push(Kind::SpuriousRetransmission);
                 k.push(Kind::Retransmission);
@@ -606,7 +611,7 @@ impl Conn {
                     if !self.ack_seen && self.syn_seen {
                         self.ack_seen = true;
                         let rtt = ns_between(self.synack_ts, now);
-                        self.times.put(SYNACK_ACK, rtt);
+                        self.rtts.put(SYNACK_ACK, rtt);
                         info.rtt_ns = Some(rtt);
                     }
                 } else {
@@ -779,7 +784,7 @@ impl Conn {
                 }
                 if !self.synack_seen && r.syn_tries > 0 {
                     let rtt = ns_between(r.last_syn_ts, now);
-                    self.times.put(SYN_SYNACK, rtt);
+                    self.rtts.put(SYN_SYNACK, rtt);
                     info.rtt_ns = Some(rtt);
                 }
                 self.synack_seen = true;
@@ -826,7 +831,7 @@ impl Conn {
         if r.synacks == 0 {
             info.open_step = Some(3);
             let rtt = ns_between(r.last_syn_ts, now);
-            self.times.put(SYN_SYNACK, rtt);
+            self.rtts.put(SYN_SYNACK, rtt);
             info.rtt_ns = Some(rtt);
             self.synack_seen = true;
             self.synack_ts = now;
@@ -840,7 +845,7 @@ impl Conn {
         if !self.ack_seen {
             self.ack_seen = true;
             let rtt = ns_between(self.synack_ts, now);
-            self.times.put(SYNACK_ACK, rtt);
+            self.rtts.put(SYNACK_ACK, rtt);
             info.rtt_ns = Some(rtt);
         }
     }
@@ -955,8 +960,8 @@ impl Conn {
             client_state: c.state,
             server_state: s.state,
             handshake,
-            syn_synack_ns: self.times.get(SYN_SYNACK),
-            synack_ack_ns: self.times.get(SYNACK_ACK),
+            syn_synack_ns: self.rtts.get(SYN_SYNACK),
+            synack_ack_ns: self.rtts.get(SYNACK_ACK),
             syn_retransmissions: self.syn_rtx,
             synack_retransmissions: self.synack_rtx,
             client_counts: self.counts[0],
@@ -1118,7 +1123,7 @@ pub(crate) struct Tail {
     pub(crate) last_ts: Timestamp,
     id: u32,
     ended_at: i32,
-    /// The handshake RTT (`irtt`) if known, else the last SYN's time (`mru_syn`).
+    /// The handshake RTT (`irtt`) if known, else the last SYN's time (`mru_syn_ts`).
     rtt: i32,
     close_steps: u8,
     close_total: u8,
@@ -1153,9 +1158,9 @@ impl Tail {
             return None;
         }
         let flag = |b: bool, f: u8| if b { f } else { 0 };
-        let rtt = match (c.times.get(IRTT), c.times.get(MRU_SYN)) {
+        let rtt = match (c.irtt_ns, c.mru_syn_ts) {
             (Some(d), _) => pack_time(d, 0)?,
-            (None, Some(t)) => pack_time(t, base)?,
+            (None, Some(t)) => pack_time(t.0, base)?,
             (None, None) => 0,
         };
         Some(Tail {
@@ -1180,11 +1185,8 @@ impl Tail {
                 | flag(c.ack_seen, T_ACK)
                 | flag(c.syn_since_synack, T_SYN_SINCE)
                 | flag(c.simultaneous, T_SIMULTANEOUS)
-                | flag(c.times.get(IRTT).is_some(), T_IRTT)
-                | flag(
-                    c.times.get(IRTT).is_none() && c.times.get(MRU_SYN).is_some(),
-                    T_MRU_SYN,
-                ),
+                | flag(c.irtt_ns.is_some(), T_IRTT)
+                | flag(c.irtt_ns.is_none() && c.mru_syn_ts.is_some(), T_MRU_SYN),
         })
     }
 
@@ -1237,16 +1239,9 @@ impl Conn {
             simultaneous: bit(T_SIMULTANEOUS),
             syn_rtx: 0,
             synack_rtx: 0,
-            times: {
-                let mut times = Times::default();
-                if bit(T_MRU_SYN) {
-                    times.put(MRU_SYN, unpack_time(t.rtt, base));
-                }
-                if bit(T_IRTT) {
-                    times.put(IRTT, unpack_time(t.rtt, 0));
-                }
-                times
-            },
+            mru_syn_ts: bit(T_MRU_SYN).then(|| Timestamp(unpack_time(t.rtt, base))),
+            irtt_ns: bit(T_IRTT).then(|| unpack_time(t.rtt, 0)),
+            rtts: Rtts::default(),
             midstream: false,
             port_reuse: false,
             close_steps: t.close_steps,
