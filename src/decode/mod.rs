@@ -202,7 +202,7 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
 #[inline(always)]
 pub fn decode_into<'a>(frame: &Frame<'a>, d: &mut Decoded<'a>) {
     let data = frame.data;
-    let (link, off, net) = match link::parse(frame.linktype, data) {
+    let (off, net) = match link::parse(frame.linktype, data, &mut d.link) {
         Ok(x) => x,
         Err(LinkError::Unsupported) => {
             d.kind = Kind::UnsupportedLinktype;
@@ -210,7 +210,6 @@ pub fn decode_into<'a>(frame: &Frame<'a>, d: &mut Decoded<'a>) {
         }
         Err(LinkError::Malformed) => return,
     };
-    d.link = Some(link);
     let bytes = data.get(off..).unwrap_or(&[]);
     // The wire length is at least what was captured, whatever the record header claims.
     let wire_len = frame
