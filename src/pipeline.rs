@@ -319,9 +319,13 @@ const BATCHES_SPARE: usize = 4;
 /// How many segments ahead the back asks for a connection to be brought into the cache (and
 /// twice as many for the index line its lookup reads): 4 and 8 measured the same, 2 worse.
 const PREFETCH_AHEAD: usize = 4;
-/// A batch buffer larger than this is shrunk when the batch is reused; pieces this large are
-/// written as they are, not copied into the merge buffer.
+/// A batch buffer larger than this is shrunk when the batch is reused.
 const KEEP_CAPACITY: usize = 1 << 20;
+/// The merge buffer is written out when it holds this much; pieces this large are written as
+/// they are, not copied into it. A batch's lines and reports are less, so this bounds only the
+/// bursts of JSON records (a sweep ending hundreds of connections), whose merge buffer touched
+/// ~1 MiB with a 1 MiB bound.
+const MERGE_BYTES: usize = 256 * 1024;
 
 /// A batch of frames on its way through the two threads and out: the front fills `text` and
 /// `items`, the back `extra`, `later` and `cuts`, then either thread writes it.
@@ -576,11 +580,11 @@ impl Writer<'_> {
     }
 
     /// Adds a piece to the merge buffer; a large one goes out on its own, after what is merged.
-    /// The buffer so stays below twice [`KEEP_CAPACITY`].
+    /// The buffer so stays below twice [`MERGE_BYTES`].
     fn piece(&mut self, p: &[u8]) -> io::Result<()> {
-        if p.len() < KEEP_CAPACITY {
+        if p.len() < MERGE_BYTES {
             self.merged.extend_from_slice(p);
-            if self.merged.len() < KEEP_CAPACITY {
+            if self.merged.len() < MERGE_BYTES {
                 return Ok(());
             }
             let r = self.out.write_all(&self.merged);
