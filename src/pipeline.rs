@@ -22,7 +22,7 @@ use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, TrySendError};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -284,14 +284,25 @@ pub fn run_file(
         let result = source.run(|frame| run.on_frame(frame));
         return run.finish(result, Some(source.info()), None);
     }
-    let (result, source) = run_split(&mut run, source, cfg.mode != Mode::Plain);
+    let frames = match cfg.mode {
+        Mode::Ndjson => NDJSON_BATCH_FRAMES,
+        Mode::Annotated => BATCH_FRAMES / 2,
+        _ => BATCH_FRAMES,
+    };
+    let (result, source) = run_split(&mut run, source, cfg.mode != Mode::Plain, frames);
     run.finish(result, Some(source.info()), None)
 }
 
-/// Frames that passed the filter per batch handed from the front thread to the back.
+/// Frames that passed the filter per batch handed from the front thread to the back (half as
+/// many in the annotated mode, whose batches also carry lines and annotations: 5M peak RSS
+/// −0.7 MiB, CPU unchanged).
 const BATCH_FRAMES: usize = 1024;
-/// Printed text per batch, in bytes, before it is handed over.
-const BATCH_TEXT: usize = 128 * 1024;
+/// Frames per batch in `--ndjson`, whose back writes a ~450-byte record per packet into the
+/// batch (a 1024-frame batch held ~460 KB of them): a quarter, so that what the queued batches
+/// hold stays near the other modes'.
+const NDJSON_BATCH_FRAMES: usize = 256;
+/// Printed text per batch, in bytes, before it is handed over (~500 lines).
+const BATCH_TEXT: usize = 64 * 1024;
 /// Batches in flight between the threads: bounds the memory of the hand-over. Batches without
 /// printed lines are small, and more of them let the back go on while the front writes a burst
 /// (the JSON records of the hundreds of connections a sweep ends at once): `--json` 0.34 ->
@@ -299,14 +310,22 @@ const BATCH_TEXT: usize = 128 * 1024;
 const BATCHES_IN_FLIGHT: usize = 8;
 /// Batches in flight when they carry printed lines (up to [`BATCH_TEXT`] each).
 const TEXT_BATCHES_IN_FLIGHT: usize = 4;
-/// Finished batches waiting for a writer before the back writes them itself.
-const BATCHES_READY: usize = 16;
+/// Batches that exist besides those in flight: the front's, the back's, the writer's and one
+/// finished. A batch keeps the capacity its buffers grew to, so the number that ever existed
+/// is what the run holds until its end: uncapped, bursts took it to ~28 (~15 MB of `--ndjson`
+/// records at 1024 frames a batch, 5M workload). At the cap the front writes finished batches
+/// or waits for one to be written; it is then ahead of the back anyway.
+const BATCHES_SPARE: usize = 4;
 /// How many segments ahead the back asks for a connection to be brought into the cache (and
 /// twice as many for the index line its lookup reads): 4 and 8 measured the same, 2 worse.
 const PREFETCH_AHEAD: usize = 4;
-/// A batch buffer larger than this is shrunk when the batch is reused; pieces this large are
-/// written as they are, not copied into the merge buffer.
+/// A batch buffer larger than this is shrunk when the batch is reused.
 const KEEP_CAPACITY: usize = 1 << 20;
+/// The merge buffer is written out when it holds this much; pieces this large are written as
+/// they are, not copied into it. A batch's lines and reports are less, so this bounds only the
+/// bursts of JSON records (a sweep ending hundreds of connections), whose merge buffer touched
+/// ~1 MiB with a 1 MiB bound.
+const MERGE_BYTES: usize = 256 * 1024;
 
 /// A batch of frames on its way through the two threads and out: the front fills `text` and
 /// `items`, the back `extra`, `later` and `cuts`, then either thread writes it.
@@ -401,12 +420,24 @@ impl Back<'_> {
 struct Output<'o> {
     /// The writer; held while writing, so batches leave in queue order.
     writer: Mutex<Writer<'o>>,
-    /// Finished batches, oldest first.
-    ready: Mutex<VecDeque<Batch>>,
-    /// Written batches, for the front to fill again.
-    free: Mutex<Vec<Batch>>,
+    /// Finished and written batches.
+    queues: Mutex<Queues>,
+    /// Wakes the front waiting for a batch to fill (see [`Output::next_batch`]).
+    wake: Condvar,
     /// A write failed: the run stops.
     failed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queues {
+    /// Finished batches, oldest first.
+    ready: VecDeque<Batch>,
+    /// Written batches, for the front to fill again.
+    free: Vec<Batch>,
+    /// The front waits in [`Output::next_batch`].
+    front_waits: bool,
+    /// The back takes no more batches.
+    back_done: bool,
 }
 
 struct Writer<'o> {
@@ -433,22 +464,50 @@ impl<'o> Output<'o> {
                 merged: Vec::new(),
                 error: None,
             }),
-            ready: Mutex::new(VecDeque::new()),
-            free: Mutex::new(Vec::new()),
+            queues: Mutex::new(Queues::default()),
+            wake: Condvar::new(),
             failed: AtomicBool::new(false),
         }
     }
 
-    /// Queues a finished batch; returns how many wait.
-    fn push(&self, b: Batch) -> usize {
-        let mut q = lock(&self.ready);
-        q.push_back(b);
-        q.len()
+    /// Queues a finished batch.
+    fn push(&self, b: Batch) {
+        let mut q = lock(&self.queues);
+        q.ready.push_back(b);
+        if q.front_waits {
+            self.wake.notify_one();
+        }
     }
 
-    /// An emptied batch to fill, if one was written.
-    fn take_free(&self) -> Option<Batch> {
-        lock(&self.free).pop()
+    /// The back takes no more batches: the front must not wait for it.
+    fn back_done(&self) {
+        lock(&self.queues).back_done = true;
+        self.wake.notify_one();
+    }
+
+    /// A batch for the front to fill: a written one, else a new one while fewer than `most`
+    /// were made (`made` counts them), else the front writes a finished batch, or waits for
+    /// the back to finish one or for the back's write to end.
+    fn next_batch(&self, made: &mut usize, most: usize) -> Batch {
+        loop {
+            let mut q = lock(&self.queues);
+            if let Some(b) = q.free.pop() {
+                return b;
+            }
+            if *made < most || q.back_done {
+                *made += 1;
+                return Batch::default();
+            }
+            if q.ready.is_empty() {
+                // The other batches are in flight, with the back, or being written by it.
+                q.front_waits = true;
+                let mut q = self.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+                q.front_waits = false;
+                continue;
+            }
+            drop(q);
+            self.write_ready(true, 1);
+        }
     }
 
     /// Writes the queued batches, at most `most` of them; returns how many it wrote. `wait`:
@@ -464,7 +523,7 @@ impl<'o> Output<'o> {
             }
         };
         for written in 0..most {
-            let Some(mut b) = lock(&self.ready).pop_front() else {
+            let Some(mut b) = lock(&self.queues).ready.pop_front() else {
                 return written;
             };
             if w.error.is_none()
@@ -474,7 +533,11 @@ impl<'o> Output<'o> {
                 self.failed.store(true, Ordering::Relaxed);
             }
             b.clear();
-            lock(&self.free).push(b);
+            let mut q = lock(&self.queues);
+            q.free.push(b);
+            if q.front_waits {
+                self.wake.notify_one();
+            }
         }
         most
     }
@@ -517,11 +580,11 @@ impl Writer<'_> {
     }
 
     /// Adds a piece to the merge buffer; a large one goes out on its own, after what is merged.
-    /// The buffer so stays below twice [`KEEP_CAPACITY`].
+    /// The buffer so stays below twice [`MERGE_BYTES`].
     fn piece(&mut self, p: &[u8]) -> io::Result<()> {
-        if p.len() < KEEP_CAPACITY {
+        if p.len() < MERGE_BYTES {
             self.merged.extend_from_slice(p);
-            if self.merged.len() < KEEP_CAPACITY {
+            if self.merged.len() < MERGE_BYTES {
                 return Ok(());
             }
             let r = self.out.write_all(&self.merged);
@@ -537,11 +600,12 @@ impl Writer<'_> {
 /// Runs the front (read, filter, decode, print) on a second thread and the back (analysis,
 /// reports) on this one; either writes (see [`Output`]). Frames reach the back in order, in
 /// batches; the output is the same as one thread's. An output error stops the reading at the
-/// next batch.
+/// next batch. A batch is handed over at `frames` frames (or [`BATCH_TEXT`] bytes of lines).
 fn run_split(
     run: &mut Run<'_>,
     mut source: FileSource,
     analyses: bool,
+    frames: usize,
 ) -> (Result<(), CaptureError>, FileSource) {
     let in_flight = if run.front.prints {
         TEXT_BATCHES_IN_FLIGHT
@@ -561,14 +625,15 @@ fn run_split(
     let (result, fatal, source, back_err) = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             let mut batch = Batch::default();
+            let mut made = 1;
             let mut fatal = None;
-            // Hands the batch over; false when the back has stopped.
-            let hand_over = |batch: &mut Batch| {
+            // Hands the batch over and takes the next to fill; false when the back has
+            // stopped.
+            let mut hand_over = |batch: &mut Batch| {
                 // Whatever the back finished: the back writes only when it waits for the
                 // front, so when it is the slower half the front writes everything.
                 output.write_ready(false, usize::MAX);
-                let next = output.take_free().unwrap_or_default();
-                match full_tx.try_send(std::mem::replace(batch, next)) {
+                let sent = match full_tx.try_send(std::mem::take(batch)) {
                     Ok(()) => true,
                     Err(TrySendError::Disconnected(_)) => false,
                     // The back is behind: write what it finished, then wait for it.
@@ -576,7 +641,11 @@ fn run_split(
                         output.write_ready(false, usize::MAX);
                         !output.failed() && full_tx.send(b).is_ok()
                     }
+                };
+                if sent {
+                    *batch = output.next_batch(&mut made, in_flight + BATCHES_SPARE);
                 }
+                sent
             };
             let result = source.run(|frame| {
                 let items = &mut batch.items;
@@ -593,7 +662,7 @@ fn run_split(
                         return ControlFlow::Break(());
                     }
                 };
-                if (batch.items.len() >= BATCH_FRAMES || batch.text.len() >= BATCH_TEXT)
+                if (batch.items.len() >= frames || batch.text.len() >= BATCH_TEXT)
                     && !hand_over(&mut batch)
                 {
                     return ControlFlow::Break(());
@@ -635,12 +704,11 @@ fn run_split(
                 back_err = Some(e);
                 break;
             }
-            if output.push(b) > BATCHES_READY {
-                output.write_ready(true, usize::MAX);
-            }
+            output.push(b);
         }
-        // Wakes the front if it waits to hand over a batch.
+        // Wakes the front if it waits to hand over a batch or for one to fill.
         drop(full_rx);
+        output.back_done();
         let (result, fatal, source) = reader
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));

@@ -290,7 +290,7 @@ impl LiveTable {
 /// into the program and never faults, whatever `p` is.
 #[inline]
 #[allow(unsafe_code)]
-fn prefetch(p: *const i8, len: usize) {
+pub(crate) fn prefetch(p: *const i8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

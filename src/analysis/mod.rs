@@ -28,6 +28,7 @@ use crate::decode::Segment;
 pub use conn::Conn;
 pub use flow::{FlowKey, FlowTable};
 pub use kind::{ALL_KINDS, Kind, KindList};
+pub(crate) use live::prefetch;
 pub use seq::SeqNumber;
 pub use state::{Side, TcpState, Transition};
 use std::net::SocketAddr;

@@ -9,6 +9,7 @@
 //! allocate more than [`MAX_BLOCK`] bytes, and pcap-parser never sees a block it mis-frames.
 //! Damage stops reading; every frame before it has been delivered.
 
+use super::mapped::{CHUNK, Mapped, prefetch_ahead};
 use super::{CaptureError, Frame, Linktype, Precision, Timestamp};
 use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
 use pcap_parser::{Block, PcapBlockOwned};
@@ -133,22 +134,33 @@ pub struct FileSource {
     info: CaptureInfo,
     /// One bit per 16-bit link type, so recording distinct link types stays O(1).
     linktype_seen: Box<[u64; 1024]>,
+    /// A classic pcap regular file, mapped: its records are walked in the map, not read.
+    map: Option<Mapped>,
 }
 
 impl FileSource {
-    /// Opens `path` (`-` is standard input) and reads its header.
+    /// Opens `path` (`-` is standard input) and reads its header. The records of a classic
+    /// pcap regular file are then walked in a memory map of it (`mapped.rs`), not read.
     pub fn open(path: &str) -> Result<Self, CaptureError> {
-        let input: Box<dyn Read + Send> = if path == "-" {
-            Box::new(io::stdin())
-        } else {
-            Box::new(
-                std::fs::File::open(path).map_err(|source| CaptureError::Io {
-                    path: path.to_string(),
-                    source,
-                })?,
-            )
-        };
-        Self::from_reader(path, input)
+        Self::open_chunked(path, CHUNK)
+    }
+
+    /// [`FileSource::open`], walking a mapped file `chunk` bytes at a time (tests use small
+    /// chunks, so that records straddle their ends).
+    fn open_chunked(path: &str, chunk: usize) -> Result<Self, CaptureError> {
+        if path == "-" {
+            return Self::from_reader(path, Box::new(io::stdin()));
+        }
+        let file = std::fs::File::open(path).map_err(|source| CaptureError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        let map = Mapped::new(&file, chunk);
+        let mut source = Self::from_reader(path, Box::new(file))?;
+        if matches!(source.layout, Layout::Pcap(_)) {
+            source.map = map;
+        }
+        Ok(source)
     }
 
     /// Reads a capture from any byte stream; `name` is used in messages.
@@ -298,6 +310,7 @@ impl FileSource {
                 last_ts: None,
             },
             linktype_seen: Box::new([0; 1024]),
+            map: None,
         })
     }
 
@@ -325,6 +338,11 @@ impl FileSource {
         F: FnMut(&Frame<'_>) -> ControlFlow<()>,
     {
         loop {
+            if let (Layout::Pcap(h), Some(&iface), true) =
+                (self.layout, self.ifaces.first(), self.map.is_some())
+            {
+                return self.mapped_records(h, iface, &mut f);
+            }
             if let (Layout::Pcap(h), Some(&iface)) = (self.layout, self.ifaces.first())
                 && self.pcap_records(h, iface, &mut f).is_break()
             {
@@ -401,6 +419,79 @@ impl FileSource {
         }
         self.reader.consume_noshift(at);
         flow
+    }
+
+    /// Delivers the records of a mapped classic pcap file from where the walk stands (after the
+    /// file header, which was read) to the end or a break, as [`pcap_records`] and
+    /// [`next_block`] do for read input: the same framing, the same damage messages and offsets.
+    ///
+    /// [`pcap_records`]: Self::pcap_records
+    /// [`next_block`]: Self::next_block
+    fn mapped_records<F>(
+        &mut self,
+        h: PcapHead,
+        iface: Iface,
+        f: &mut F,
+    ) -> Result<(), CaptureError>
+    where
+        F: FnMut(&Frame<'_>) -> ControlFlow<()>,
+    {
+        let consumed = self.reader.consumed();
+        let Some(m) = self.map.as_mut() else {
+            return Ok(());
+        };
+        let mut at = *m.at.get_or_insert(consumed);
+        let mut ahead = at;
+        let done = 'walk: loop {
+            let data = m.bytes();
+            let need = loop {
+                prefetch_ahead(data, &mut ahead, at);
+                let rest = data.get(at..).unwrap_or_default();
+                let len = match pcap_record(h, rest) {
+                    Ok(Next::Parse(len)) => len,
+                    // `pcap_record` never skips.
+                    Ok(Next::Need(n) | Next::Skip(n)) => break n,
+                    Err(detail) => break 'walk Err(detail),
+                };
+                let Some(rec) = rest.get(..len) else {
+                    break len;
+                };
+                let word = |i| read_u32(rec, i, h.big_endian).unwrap_or(0);
+                let body = rec.get(h.record_header..).unwrap_or_default();
+                let (ts, body) = legacy_frame(iface, word(0), word(4), body);
+                at += len;
+                if deliver(&mut self.info, 0, iface, ts, word(12), body, f).is_break() {
+                    break 'walk Ok(());
+                }
+            };
+            match m.extend(at, need) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let have = m.bytes().len().saturating_sub(at);
+                    break if have == 0 {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "file ends inside a record ({have} of {need} bytes)"
+                        ))
+                    };
+                }
+                Err(source) => {
+                    m.at = Some(at);
+                    return Err(CaptureError::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+        };
+        m.at = Some(at);
+        done.map_err(|detail| CaptureError::Damaged {
+            path: self.path.clone(),
+            packet: self.info.packets + 1,
+            offset: at as u64,
+            detail,
+        })
     }
 
     /// Makes sure the next block is whole in the buffer; `None` at a clean end of input.
@@ -925,6 +1016,305 @@ mod tests {
         assert!(
             e.to_string().contains("cut short (12 of 16777216 bytes)"),
             "{e}"
+        );
+    }
+
+    /// What a source gave: every frame (copied), how it ended, and the counters.
+    type Outcome = (
+        Vec<(u64, i64, u16, u32, u32, Vec<u8>)>,
+        String,
+        Option<CaptureInfo>,
+    );
+
+    fn outcome(opened: Result<FileSource, CaptureError>) -> Outcome {
+        let mut src = match opened {
+            Ok(src) => src,
+            Err(e) => return (Vec::new(), e.to_string(), None),
+        };
+        let mut frames = Vec::new();
+        let end = src.run(|f| {
+            let data = f.data.to_vec();
+            frames.push((f.number, f.ts.0, f.linktype.0, f.iface, f.origlen, data));
+            ControlFlow::Continue(())
+        });
+        let end = end.map_or_else(|e| e.to_string(), |()| "ok".to_string());
+        (frames, end, Some(src.info().clone()))
+    }
+
+    /// The file read with `read()`, as a pipe would give it.
+    fn by_read(path: &str) -> Outcome {
+        let file = std::fs::File::open(path).unwrap();
+        outcome(FileSource::from_reader(path, Box::new(file)))
+    }
+
+    /// Mapped with chunks of `chunk` bytes; asserts the file was mapped.
+    fn by_map(path: &str, chunk: usize) -> Outcome {
+        let src = FileSource::open_chunked(path, chunk);
+        if let Ok(src) = &src {
+            assert!(src.map.is_some(), "{path} not mapped");
+        }
+        outcome(src)
+    }
+
+    /// The classic pcap files under testdata, good and damaged.
+    fn pcap_files() -> Vec<std::path::PathBuf> {
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")];
+        let mut files = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "pcap") {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Chunks of one byte (every record straddles a chunk end), one page and a bit more, and
+    /// the real size.
+    const CHUNKS: [usize; 4] = [1, 4096, 4096 * 3 + 100, CHUNK];
+
+    /// Every classic pcap file under testdata gives the same frames, end (damage message,
+    /// packet and offset) and counters mapped as read with `read()`.
+    #[test]
+    fn mapped_reads_like_read() {
+        let files = pcap_files();
+        assert!(files.len() > 50, "testdata not found");
+        let mut frames = 0;
+        for path in &files {
+            let path = path.to_str().unwrap();
+            let want = by_read(path);
+            frames += want.0.len();
+            for chunk in CHUNKS {
+                let got = by_map(path, chunk);
+                assert!(
+                    got == want,
+                    "{path}, chunk {chunk}: {} vs {}",
+                    got.1,
+                    want.1
+                );
+            }
+        }
+        assert!(frames > 10_000, "only {frames} frames read");
+    }
+
+    /// Cut points: every byte of the first `head`, and `spread` points over the whole file.
+    fn cuts(len: usize, head: usize, spread: usize) -> Vec<usize> {
+        let mut cuts: Vec<usize> = (0..head.min(len)).collect();
+        cuts.extend((0..spread).map(|i| len * i / spread));
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts
+    }
+
+    /// Captures cut short at many points give the same frames and the same damage (message,
+    /// packet, offset) mapped as read.
+    #[test]
+    fn truncated_copies_fail_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let cut_path = dir.path().join("cut.pcap");
+        let cut = cut_path.to_str().unwrap();
+        let mut compared = 0;
+        for path in pcap_files() {
+            let bytes = std::fs::read(&path).unwrap();
+            // The larger captures add length, not new framing.
+            if bytes.len() > 64 * 1024 {
+                continue;
+            }
+            std::fs::write(cut, &bytes).unwrap();
+            let file = std::fs::OpenOptions::new().write(true).open(cut).unwrap();
+            for at in cuts(bytes.len(), 120, 40).into_iter().rev() {
+                file.set_len(at as u64).unwrap();
+                let want = by_read(cut);
+                for chunk in [1, 4096] {
+                    let got = by_map(cut, chunk);
+                    assert!(
+                        got == want,
+                        "{} cut at {at}, chunk {chunk}: {} vs {}",
+                        path.display(),
+                        got.1,
+                        want.1
+                    );
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared > 3_000, "only {compared} cuts");
+    }
+
+    /// A pcap record larger than the chunk is walked whole; cut short, or claiming more than
+    /// libpcap allows, it is the same damage as through `read()`.
+    #[test]
+    fn records_larger_than_the_chunk() {
+        let mut f = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        for w in [0u32, 0, 0, 1] {
+            f.extend_from_slice(&w.to_le_bytes());
+        }
+        let caplen = 200_000u32;
+        for w in [7u32, 8, caplen, caplen] {
+            f.extend_from_slice(&w.to_le_bytes());
+        }
+        f.extend((0..caplen).map(|i| i as u8));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.pcap");
+        let path = path.to_str().unwrap();
+        let mut claim = f.clone();
+        claim[24 + 8..24 + 12].copy_from_slice(&(MAXIMUM_SNAPLEN + 1).to_le_bytes());
+        let cases = [f.clone(), f[..f.len() - 5].to_vec(), claim];
+        for (i, bytes) in cases.iter().enumerate() {
+            std::fs::write(path, bytes).unwrap();
+            let want = by_read(path);
+            match i {
+                0 => assert_eq!((want.0.len(), want.0[0].5.len()), (1, caplen as usize)),
+                1 => assert!(want.1.contains("file ends inside a record"), "{}", want.1),
+                _ => assert!(want.1.contains("exceeds the maximum"), "{}", want.1),
+            }
+            for chunk in [4096, CHUNK] {
+                let got = by_map(path, chunk);
+                assert!(
+                    got == want,
+                    "case {i}, chunk {chunk}: {} vs {}",
+                    got.1,
+                    want.1
+                );
+            }
+        }
+    }
+
+    /// The test capture with several records, and where its first record ends.
+    fn small_capture() -> (Vec<u8>, Outcome, usize) {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/synthetic/tcp-le-us.pcap");
+        let bytes = std::fs::read(&src).unwrap();
+        let whole = by_read(src.to_str().unwrap());
+        assert!(whole.0.len() > 3 && whole.1 == "ok");
+        let first = 24 + 16 + read_u32(&bytes, 24 + 8, false).unwrap() as usize;
+        (bytes, whole, first)
+    }
+
+    /// A file that grows while it is read (tcpdump -w still writing it): mapped, as read, the
+    /// walk goes on up to the end it finds when it gets there.
+    #[test]
+    fn file_growing_while_read() {
+        let (bytes, whole, first) = small_capture();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.pcap");
+        let path = path.to_str().unwrap();
+        for chunk in [None, Some(1), Some(CHUNK)] {
+            std::fs::write(path, &bytes[..first]).unwrap();
+            let mut src = match chunk {
+                Some(c) => FileSource::open_chunked(path, c),
+                None => FileSource::from_reader(path, Box::new(std::fs::File::open(path).unwrap())),
+            }
+            .unwrap();
+            assert_eq!(src.map.is_some(), chunk.is_some());
+            let mut got = Vec::new();
+            src.run(|f| {
+                if f.number == 1 {
+                    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+                    io::Write::write_all(&mut file, &bytes[first..]).unwrap();
+                }
+                got.push((f.number, f.ts.0, f.data.to_vec()));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            let want: Vec<_> = whole.0.iter().map(|f| (f.0, f.1, f.5.clone())).collect();
+            assert_eq!(got, want, "chunk {chunk:?}");
+        }
+    }
+
+    /// A mapped file cut short while it is read, past the bytes already checked: the walk
+    /// ends as a read of the short file would have (no SIGBUS).
+    #[test]
+    fn file_shrinking_while_mapped() {
+        let (bytes, _, first) = small_capture();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shrinking.pcap");
+        let path = path.to_str().unwrap();
+        let short = dir.path().join("short.pcap");
+        let short = short.to_str().unwrap();
+        // One-byte chunks: only the first record has been checked when the file shrinks.
+        for cut in [first, first + 1, first + 20, bytes.len() - 1] {
+            std::fs::write(short, &bytes[..cut]).unwrap();
+            let want = by_read(short);
+            std::fs::write(path, &bytes).unwrap();
+            let mut src = FileSource::open_chunked(path, 1).unwrap();
+            let mut got = Vec::new();
+            let end = src.run(|f| {
+                if f.number == 1 {
+                    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+                    file.set_len(cut as u64).unwrap();
+                }
+                let data = f.data.to_vec();
+                got.push((f.number, f.ts.0, f.linktype.0, f.iface, f.origlen, data));
+                ControlFlow::Continue(())
+            });
+            let end = end.map_or_else(|e| e.to_string(), |()| "ok".to_string());
+            assert!(
+                (&got, &end) == (&want.0, &want.1.replace(short, path)),
+                "cut {cut}: {end} vs {}",
+                want.1
+            );
+        }
+    }
+
+    /// A break and a second `run` go on with the next record, mapped as read.
+    #[test]
+    fn break_and_resume_mapped() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/synthetic/tcp-le-us.pcap");
+        let path = src.to_str().unwrap();
+        let whole = by_read(path);
+        for chunk in [1, CHUNK] {
+            let mut src = FileSource::open_chunked(path, chunk).unwrap();
+            let mut got = Vec::new();
+            for _ in 0..whole.0.len() + 1 {
+                src.run(|f| {
+                    got.push(f.number);
+                    ControlFlow::Break(())
+                })
+                .unwrap();
+            }
+            let want: Vec<_> = whole.0.iter().map(|f| f.0).collect();
+            assert_eq!(got, want, "chunk {chunk}");
+        }
+    }
+
+    /// A FIFO and a pcapng file are read with `read()`, never mapped.
+    #[cfg(unix)]
+    #[test]
+    fn fifo_and_pcapng_are_read_not_mapped() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/synthetic/tcp-le-us.pcap");
+        let bytes = std::fs::read(&src).unwrap();
+        let want = by_read(src.to_str().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+        };
+        let src = FileSource::open(fifo.to_str().unwrap()).unwrap();
+        assert!(src.map.is_none());
+        let got = outcome(Ok(src));
+        writer.join().unwrap();
+        assert!(got.0 == want.0 && got.1 == "ok", "{}", got.1);
+        let ng = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/synthetic/tcp-be-ns.pcapng");
+        assert!(
+            FileSource::open(ng.to_str().unwrap())
+                .unwrap()
+                .map
+                .is_none()
         );
     }
 

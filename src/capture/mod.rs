@@ -4,6 +4,8 @@
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
+#[cfg(unix)]
+mod mapped;
 
 use std::fmt;
 

@@ -98,11 +98,18 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-/// Walks the link header: returns the view, the offset of the network header and its type.
+/// Walks the link header into `out`: returns the offset of the network header and its type
+/// (`out` is left alone on error).
 // Inlined for untagged Ethernet carrying IP, what most frames are: the same result as the
-// general walk, built where the caller keeps it.
+// general walk, written straight into the caller's `Decoded`. (Returned by value, the view
+// was built on the stack in three small stores and copied out in wide loads that could not
+// be forwarded from them: the front thread's most stalled instruction.)
 #[inline(always)]
-pub fn parse(linktype: Linktype, data: &[u8]) -> Result<(LinkView<'_>, usize, NetType), LinkError> {
+pub fn parse<'a>(
+    linktype: Linktype,
+    data: &'a [u8],
+    out: &mut Option<LinkView<'a>>,
+) -> Result<(usize, NetType), LinkError> {
     if linktype == Linktype::ETHERNET
         && let Some(header) = data.get(..ETHER_HDRLEN)
     {
@@ -113,14 +120,13 @@ pub fn parse(linktype: Linktype, data: &[u8]) -> Result<(LinkView<'_>, usize, Ne
             _ => None,
         };
         if let Some(net) = net {
-            return Ok((
-                LinkView::new(linktype, header, u32::from(t)),
-                ETHER_HDRLEN,
-                net,
-            ));
+            *out = Some(LinkView::new(linktype, header, u32::from(t)));
+            return Ok((ETHER_HDRLEN, net));
         }
     }
-    parse_general(linktype, data)
+    let (view, off, net) = parse_general(linktype, data)?;
+    *out = Some(view);
+    Ok((off, net))
 }
 
 /// [`parse`] for every link type and header.

@@ -202,7 +202,7 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
 #[inline(always)]
 pub fn decode_into<'a>(frame: &Frame<'a>, d: &mut Decoded<'a>) {
     let data = frame.data;
-    let (link, off, net) = match link::parse(frame.linktype, data) {
+    let (off, net) = match link::parse(frame.linktype, data, &mut d.link) {
         Ok(x) => x,
         Err(LinkError::Unsupported) => {
             d.kind = Kind::UnsupportedLinktype;
@@ -210,7 +210,6 @@ pub fn decode_into<'a>(frame: &Frame<'a>, d: &mut Decoded<'a>) {
         }
         Err(LinkError::Malformed) => return,
     };
-    d.link = Some(link);
     let bytes = data.get(off..).unwrap_or(&[]);
     // The wire length is at least what was captured, whatever the record header claims.
     let wire_len = frame
@@ -308,7 +307,7 @@ fn tcp_segment(
         return Kind::TcpTruncated;
     };
     let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
-    *out = Some(Segment {
+    let seg = out.insert(Segment {
         number: frame.number,
         ts: frame.ts,
         src: addr(info.version, &info.src),
@@ -320,8 +319,9 @@ fn tcp_segment(
         flags: TcpFlags(u16::from(h[13]) | (u16::from(h[12] & 1) << 8)),
         window: u16::from_be_bytes([h[14], h[15]]),
         payload_len: seen.saturating_sub(hlen as u32),
-        options: tcp::summarize(opts),
+        options: OptionSummary::default(),
         ttl: info.ttl,
     });
+    tcp::summarize_into(opts, &mut seg.options);
     Kind::Tcp
 }

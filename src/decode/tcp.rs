@@ -82,12 +82,21 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 
 /// Reads the options the analysis uses. Options of the wrong size are ignored, unknown kinds
 /// are skipped, a malformed option ends the walk.
-// Inlined for the usual option areas, so their summary is built in place in the segment
-// rather than returned through memory and copied.
+#[cfg(test)]
+fn summarize(opts: &[u8]) -> OptionSummary {
+    let mut s = OptionSummary::default();
+    summarize_into(opts, &mut s);
+    s
+}
+
+/// [`summarize`] into `s`, which holds the default summary.
+// Inlined for the usual option areas, so their summary is written in place in the segment:
+// built on the stack and copied, the copy's wide loads waited on the narrow stores that built
+// it (the most stalled instruction of the decode, perf).
 #[inline(always)]
-pub fn summarize(opts: &[u8]) -> OptionSummary {
+pub fn summarize_into(opts: &[u8], s: &mut OptionSummary) {
     match *opts {
-        [] => OptionSummary::default(),
+        [] => {}
         // Most segments: nop, nop, timestamps (the walk reads the same).
         [
             OPT_NOP,
@@ -102,14 +111,13 @@ pub fn summarize(opts: &[u8]) -> OptionSummary {
             e1,
             e2,
             e3,
-        ] => OptionSummary {
-            timestamps: Some((
+        ] => {
+            s.timestamps = Some((
                 u32::from_be_bytes([v0, v1, v2, v3]),
                 u32::from_be_bytes([e0, e1, e2, e3]),
-            )),
-            ..OptionSummary::default()
-        },
-        _ => summarize_walk(opts),
+            ));
+        }
+        _ => *s = summarize_walk(opts),
     }
 }
 

@@ -17,13 +17,16 @@ pub mod sketch;
 pub mod synflood;
 pub mod timewait;
 
+use crate::analysis::slots::Slots;
 use crate::analysis::{ConnSummary, Kind, NS_PER_SEC, PacketInfo, Side, TcpState};
 use crate::capture::Timestamp;
 use crate::decode::{Segment, TcpFlags};
 use crate::report::ndjson::{NsString, Rfc3339};
+use hashbrown::HashTable;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
 pub use cookies::{CookieSignals, CookieVerdict};
@@ -256,6 +259,76 @@ impl Track {
     }
 }
 
+/// The tracks by connection id: each in a reused slot with its id, found through a table of
+/// 4-byte slot numbers. A map holding the 160-byte entries themselves spreads them over all its
+/// buckets, up to twice as many as entries: 5.2 MB at ~20k handshakes on the 5M workload, where
+/// the slots touch 3.2 MB.
+#[derive(Debug, Default)]
+struct Tracks {
+    slots: Slots<(u64, Track)>,
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Tracks {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn find(&self, id: u64) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hasher.hash_one(id), |&i| slots[i].0 == id)
+            .copied()
+    }
+
+    fn get(&self, id: &u64) -> Option<&Track> {
+        self.find(*id).map(|i| &self.slots[i].1)
+    }
+
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Track> {
+        self.find(*id).map(|i| &mut self.slots[i].1)
+    }
+
+    fn contains_key(&self, id: &u64) -> bool {
+        self.find(*id).is_some()
+    }
+
+    /// Tracks `t` as `id`, in place of the track `id` had.
+    fn insert(&mut self, id: u64, t: Track) {
+        if let Some(old) = self.get_mut(&id) {
+            *old = t;
+            return;
+        }
+        let i = self.slots.insert((id, t));
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(hasher.hash_one(id), i, |&j| hasher.hash_one(slots[j].0));
+    }
+
+    fn remove(&mut self, id: &u64) -> Option<Track> {
+        let slots = &self.slots;
+        let (i, _) = self
+            .index
+            .find_entry(self.hasher.hash_one(*id), |&i| slots[i].0 == *id)
+            .ok()?
+            .remove();
+        self.slots.free(i);
+        Some(self.slots[i].1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &Track)> {
+        self.index.iter().map(|&i| {
+            let (id, t) = &self.slots[i];
+            (id, t)
+        })
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &u64> {
+        self.iter().map(|(id, _)| id)
+    }
+}
+
 /// Bit for a SYN-ACK resend interval: 2^i seconds within ±25 % gives bit i (0..=6), else 7.
 fn backoff_bit(ns: i64) -> u8 {
     let s = ns as f64 / 1e9;
@@ -283,7 +356,7 @@ pub(crate) fn compact<T>(q: &mut VecDeque<T>, live: usize, keep: impl FnMut(&T) 
 pub struct Detectors {
     cfg: DetectConfig,
     now: Timestamp,
-    tracks: HashMap<u64, Track, foldhash::fast::RandomState>,
+    tracks: Tracks,
     /// Handshakes waiting for their grace time: (SYN time, connection id), in SYN order.
     pending: VecDeque<(i64, u64)>,
     /// Half-open connections waiting for the half-open timeout: (expiry, connection id).
@@ -306,7 +379,7 @@ impl Detectors {
         Detectors {
             cfg,
             now: Timestamp(i64::MIN),
-            tracks: HashMap::default(),
+            tracks: Tracks::default(),
             pending: VecDeque::new(),
             half_open_q: VecDeque::new(),
             flood: synflood::SynFlood::new(cfg),

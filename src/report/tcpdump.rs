@@ -750,15 +750,35 @@ impl TcpdumpPrinter {
     /// general path (`link` … `tcp`) would, into room reserved once for the whole line.
     fn common(&mut self, out: &mut Vec<u8>, frame: &Frame<'_>, c: Common<'_>) {
         const { assert!(TIME_MAX + COMMON_MAX <= CUR_TEXT) };
+        let tp = c.tp;
+        let be16 = |at: usize| u16::from_be_bytes([tp[at], tp[at + 1]]);
+        let be32 = |at: usize| u32::from_be_bytes([tp[at], tp[at + 1], tp[at + 2], tp[at + 3]]);
+        let (sport, dport) = (be16(0), be16(2));
+        let flags = tp[13];
+        // The sequence table first: its lookup usually misses the cache, and the time and
+        // address text, which do not need its answer, can be written while the miss is served
+        // (written after them, the miss stalled the rest of the line, whose place in the buffer
+        // depends on the numbers).
+        let (mut seq, mut ack) = (be32(4), be32(8));
+        let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
+        if !self.fmt.absolute && flags & 0x10 != 0 {
+            let r = self.seq.relative(
+                c.v6,
+                c.src,
+                c.dst,
+                sport,
+                dport,
+                seq,
+                ack,
+                flags & 0x02 != 0,
+            );
+            (seq, ack, rev, th_seq, th_ack) = (r.seq, r.ack, r.rev, r.th_seq, r.th_ack);
+        }
         let mut w = Cur::new(&mut self.scratch);
         match self.clock.fast(frame.ts) {
             Some(text) => w.put(text, 16),
             None => w = time(&mut self.clock, w, frame.ts),
         }
-        let tp = c.tp;
-        let be16 = |at: usize| u16::from_be_bytes([tp[at], tp[at + 1]]);
-        let be32 = |at: usize| u32::from_be_bytes([tp[at], tp[at + 1], tp[at + 2], tp[at + 3]]);
-        let (sport, dport) = (be16(0), be16(2));
         if c.v6 {
             w.put(*b"IP6 ", 4);
             let (Ok(src), Ok(dst)) = (c.src.try_into(), c.dst.try_into()) else {
@@ -782,7 +802,6 @@ impl TcpdumpPrinter {
         }
         w.put([b'.'], 1);
         dec(&mut w, dport);
-        let flags = tp[13];
         if flags == 0 {
             w.put(*b": Flags [none", 13);
         } else {
@@ -790,21 +809,6 @@ impl TcpdumpPrinter {
         }
         let (text, n) = FLAG_TEXT[usize::from(flags)];
         w.put(text, usize::from(n));
-        let (mut seq, mut ack) = (be32(4), be32(8));
-        let (mut rev, mut th_seq, mut th_ack) = (false, 0, 0);
-        if !self.fmt.absolute && flags & 0x10 != 0 {
-            let r = self.seq.relative(
-                c.v6,
-                c.src,
-                c.dst,
-                sport,
-                dport,
-                seq,
-                ack,
-                flags & 0x02 != 0,
-            );
-            (seq, ack, rev, th_seq, th_ack) = (r.seq, r.ack, r.rev, r.th_seq, r.th_ack);
-        }
         let length = c.length - c.hlen;
         if length > 0 || flags & 0x07 != 0 {
             w.put(*b", seq \0\0", 6);
