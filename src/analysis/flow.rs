@@ -400,6 +400,8 @@ pub struct FlowTable {
     last_sweep: Option<Timestamp>,
     scratch: Vec<(i64, u64, Key)>,
     due: Vec<(u64, Key, Due)>,
+    /// [`FlowTable::finish_some`] has begun: `scratch` holds the connections still to end.
+    finishing: bool,
 }
 
 impl FlowTable {
@@ -413,6 +415,7 @@ impl FlowTable {
             last_sweep: None,
             scratch: Vec::new(),
             due: Vec::new(),
+            finishing: false,
         }
     }
 
@@ -658,17 +661,31 @@ impl FlowTable {
 
     /// Ends every connection, in id order.
     pub(crate) fn finish(&mut self, ended: &mut Vec<ConnSummary>) {
-        // Sort ids and keys, not whole connections: each is removed as it is summarised.
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        scratch.extend(
-            self.live
-                .iter()
-                .filter(|l| !l.conn.emitted)
-                .map(|l| (0, l.conn.id, l.key)),
-        );
-        scratch.sort_unstable_by_key(|e| e.1);
-        for &(_, _, k) in &scratch {
+        while self.finish_some(ended, usize::MAX) {}
+    }
+
+    /// Ends up to `max` of the connections still held, in id order, and says whether any are
+    /// left: called until it says none, with nothing else in between, it ends them all as
+    /// [`FlowTable::finish`] does, without their summaries all existing at once (a capture
+    /// cut short can end with millions open).
+    pub(crate) fn finish_some(&mut self, ended: &mut Vec<ConnSummary>, max: usize) -> bool {
+        if !self.finishing {
+            // Sort ids and keys, not whole connections: each is removed as it is summarised.
+            // Highest id first, so that each chunk is taken from the end.
+            self.finishing = true;
+            self.scratch.clear();
+            self.scratch.extend(
+                self.live
+                    .iter()
+                    .filter(|l| !l.conn.emitted)
+                    .map(|l| (0, l.conn.id, l.key)),
+            );
+            self.scratch.sort_unstable_by_key(|e| Reverse(e.1));
+        }
+        for _ in 0..max {
+            let Some((_, _, k)) = self.scratch.pop() else {
+                break;
+            };
             let Some(l) = self.remove(&k) else {
                 continue;
             };
@@ -680,9 +697,15 @@ impl FlowTable {
             };
             ended.push(c.summary(reason));
         }
+        if !self.scratch.is_empty() {
+            return true;
+        }
+        self.finishing = false;
+        self.scratch = Vec::new();
         self.due = Vec::new();
         self.live = LiveTable::new();
         self.tails = Tails::new(&self.cfg);
+        false
     }
 }
 
@@ -749,6 +772,60 @@ pub(super) mod tests {
                 "base {base}"
             );
         }
+    }
+
+    /// A run ending with more connections open than one chunk ends them all, each once, in
+    /// id order across the chunks, never more than a chunk at a time, also when freed slots
+    /// were reused so that the table's order is not the id order.
+    #[test]
+    fn finish_ends_open_connections_in_id_order_a_chunk_at_a_time() {
+        const S: i64 = 1_000_000_000;
+        let cfg = AnalysisConfig {
+            idle_ns: 10 * S,
+            ..AnalysisConfig::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let (mut info, mut ended, mut stats) = Default::default();
+        let mut open = std::collections::BTreeSet::new();
+        let mut feed = |t: &mut FlowTable, ports: std::ops::RangeInclusive<u16>, ts: i64| {
+            for port in ports {
+                let mut s = seg(port);
+                s.ts = Timestamp(ts);
+                let k = t.key(&s);
+                t.packet(&s, &k, &mut info, &mut ended, &mut stats);
+                open.insert(info.conn);
+                for c in ended.drain(..) {
+                    assert!(open.remove(&c.id));
+                }
+            }
+        };
+        // The first 3000 go idle and free their slots; later connections take them.
+        feed(&mut t, 1..=3000, 0);
+        feed(&mut t, 3001..=6000, 20 * S);
+        feed(&mut t, 1..=3000, 21 * S);
+        feed(&mut t, 6001..=9500, 22 * S);
+        let open: Vec<u64> = open.into_iter().collect();
+        assert_eq!(open.len(), 9500);
+        let mut ended = Vec::new();
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        loop {
+            let more = t.finish_some(&mut ended, 1000);
+            assert!(ended.len() <= 1000);
+            chunks += 1;
+            for c in ended.drain(..) {
+                assert_eq!(c.end, EndReason::EndOfCapture);
+                got.push(c.id);
+            }
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(got, open);
+        assert_eq!(chunks, 10);
+        assert_eq!(t.len(), 0);
+        t.finish(&mut ended);
+        assert!(ended.is_empty());
     }
 
     /// The slot size docs/performance.md counts per connection in TIME_WAIT.

@@ -480,6 +480,9 @@ pub struct AnalysisStats {
     pub kinds: [u64; ALL_KINDS.len()],
 }
 
+/// Connections ended per [`Analyzer::finish_some`] call.
+pub const FINISH_CHUNK: usize = 4096;
+
 /// The flow table plus the per-packet analysis: the pipeline's entry point.
 #[derive(Debug)]
 pub struct Analyzer {
@@ -545,6 +548,15 @@ impl Analyzer {
     /// Ends every connection still held (end of capture), in id order.
     pub fn finish(&mut self) {
         self.table.finish(&mut self.ended);
+    }
+
+    /// Ends the next (at most [`FINISH_CHUNK`]) connections still held, in id order, and says
+    /// whether any are left. Called until it says none, draining [`Analyzer::drain_ended`]
+    /// after each call and analysing nothing in between, it ends the same connections in the
+    /// same order as [`Analyzer::finish`], a chunk at a time: the summaries of a capture cut
+    /// short with millions of connections open never all exist at once.
+    pub fn finish_some(&mut self) -> bool {
+        self.table.finish_some(&mut self.ended, FINISH_CHUNK)
     }
 
     /// Analysis-wide counts.

@@ -202,8 +202,14 @@ impl AnalysisReport {
             return Ok(());
         }
         det.end_of_capture();
-        self.analyzer.finish();
-        self.flush_ended(&mut Sink::Now(out), det)?;
+        // A chunk of connections at a time, each written before the next is ended.
+        loop {
+            let more = self.analyzer.finish_some();
+            self.flush_ended(&mut Sink::Now(out), det)?;
+            if !more {
+                break;
+            }
+        }
         det.finish();
         self.flush_ended(&mut Sink::Now(out), det)?;
         let stats = *self.analyzer.stats();
