@@ -351,6 +351,28 @@ pub(crate) fn compact<T>(q: &mut VecDeque<T>, live: usize, keep: impl FnMut(&T) 
     }
 }
 
+/// The least length at which `half_open_q` is cleaned out.
+const HALF_OPEN_LIMIT_MIN: usize = 1024;
+
+/// Drops the entries of a timer queue that `keep` says are dead once the queue is longer than
+/// `limit`, then sets `limit` to half as much again as what is left (at least
+/// [`HALF_OPEN_LIMIT_MIN`]): the queue, and its ring, follow its live entries rather than a
+/// bound on them, and a clean-out of `n` entries comes after at least `n / 3` pushes since the
+/// last, however many stay (amortised O(1) per push). Returns whether it cleaned.
+pub(crate) fn compact_past<T>(
+    q: &mut VecDeque<T>,
+    limit: &mut usize,
+    keep: impl FnMut(&T) -> bool,
+) -> bool {
+    if q.len() <= *limit {
+        return false;
+    }
+    q.retain(keep);
+    let n = q.len();
+    *limit = n + n / 2 + HALF_OPEN_LIMIT_MIN;
+    true
+}
+
 /// The detectors, fed by the pipeline.
 #[derive(Debug)]
 pub struct Detectors {
@@ -361,6 +383,8 @@ pub struct Detectors {
     pending: VecDeque<(i64, u64)>,
     /// Half-open connections waiting for the half-open timeout: (expiry, connection id).
     half_open_q: VecDeque<(i64, u64)>,
+    /// `half_open_q` is cleaned out when longer than this.
+    half_open_limit: usize,
     flood: synflood::SynFlood,
     tw: timewait::TimeWait,
     cookies: cookies::SynCookies,
@@ -382,6 +406,7 @@ impl Detectors {
             tracks: Tracks::default(),
             pending: VecDeque::new(),
             half_open_q: VecDeque::new(),
+            half_open_limit: HALF_OPEN_LIMIT_MIN,
             flood: synflood::SynFlood::new(cfg),
             tw: timewait::TimeWait::new(cfg),
             cookies: cookies::SynCookies::new(cfg),
@@ -454,7 +479,7 @@ impl Detectors {
                             id,
                         ));
                         let tracks = &self.tracks;
-                        compact(&mut self.half_open_q, 2 * tracks.len(), |e| {
+                        compact_past(&mut self.half_open_q, &mut self.half_open_limit, |e| {
                             tracks.contains_key(&e.1)
                         });
                     }
@@ -662,5 +687,46 @@ impl Detectors {
     /// SYNs not tracked because `--max-connections` handshakes were already tracked.
     pub fn untracked(&self) -> u64 {
         self.untracked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pushes `n` entries (entry `i` dies once `i + life` have been pushed), cleaning out as the
+    /// half-open queue does; returns (entries examined by clean-outs, longest queue).
+    fn run(n: u64, life: u64) -> (u64, usize) {
+        let mut q = VecDeque::new();
+        let mut limit = HALF_OPEN_LIMIT_MIN;
+        let (mut examined, mut longest) = (0, 0);
+        for i in 0..n {
+            q.push_back(i);
+            longest = longest.max(q.len());
+            let len = q.len() as u64;
+            if compact_past(&mut q, &mut limit, |&e| e + life > i) {
+                examined += len;
+            }
+        }
+        (examined, longest)
+    }
+
+    /// The half-open queue stays within 1.5x its live entries plus slack, and clean-outs cost
+    /// O(1) per push, whether entries die soon, late or never (a crafted capture).
+    #[test]
+    fn half_open_queue_follows_its_live_entries_at_o1_per_push() {
+        const N: u64 = 200_000;
+        for life in [10, 1_000, 20_000, N] {
+            let (examined, longest) = run(N, life);
+            let live = life.min(N) as usize;
+            assert!(
+                longest <= live + live / 2 + HALF_OPEN_LIMIT_MIN + 1,
+                "life {life}: {longest}"
+            );
+            assert!(
+                examined <= 3 * N + 3 * HALF_OPEN_LIMIT_MIN as u64,
+                "life {life}: {examined}"
+            );
+        }
     }
 }
