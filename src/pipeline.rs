@@ -597,6 +597,17 @@ impl Writer<'_> {
     }
 }
 
+/// Calls [`Output::back_done`] when the back's loop ends, also by a panic, so that the front
+/// never waits for a batch the back will not finish (the scope then joins it and the panic
+/// goes on).
+struct BackDone<'a, 'o>(&'a Output<'o>);
+
+impl Drop for BackDone<'_, '_> {
+    fn drop(&mut self) {
+        self.0.back_done();
+    }
+}
+
 /// Runs the front (read, filter, decode, print) on a second thread and the back (analysis,
 /// reports) on this one; either writes (see [`Output`]). Frames reach the back in order, in
 /// batches; the output is the same as one thread's. An output error stops the reading at the
@@ -678,6 +689,7 @@ fn run_split(
             }
             (result, fatal, source)
         });
+        let back_done = BackDone(output);
         let mut back_err = None;
         let mut hashes = Vec::with_capacity(BATCH_FRAMES);
         loop {
@@ -708,7 +720,7 @@ fn run_split(
         }
         // Wakes the front if it waits to hand over a batch or for one to fill.
         drop(full_rx);
-        output.back_done();
+        drop(back_done);
         let (result, fatal, source) = reader
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
