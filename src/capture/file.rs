@@ -155,7 +155,7 @@ impl FileSource {
             path: path.to_string(),
             source,
         })?;
-        let map = Mapped::new(&file, chunk);
+        let map = Mapped::new(&file, path, chunk);
         let mut source = Self::from_reader(path, Box::new(file))?;
         if matches!(source.layout, Layout::Pcap(_)) {
             source.map = map;

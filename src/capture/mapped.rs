@@ -36,16 +36,25 @@ pub(super) struct Mapped {
     pub(super) at: Option<usize>,
     /// [`CHUNK`], or a smaller size in tests, so that records straddle chunk ends.
     chunk: usize,
+    /// A SIGBUS in the map (the file cut short under the walk) ends the run with a message.
+    #[cfg(target_os = "linux")]
+    watch: super::sigbus::Watch,
 }
 
 impl Mapped {
-    /// Maps `file` when it is a regular, non-empty file that can be mapped; `None` otherwise
-    /// (the caller reads it instead). `chunk` is [`CHUNK`] but in tests.
-    pub(super) fn new(file: &File, chunk: usize) -> Option<Mapped> {
+    /// Maps `file` (named `path` in messages) when it is a regular, non-empty file that can be
+    /// mapped; `None` otherwise (the caller reads it instead). `chunk` is [`CHUNK`] but in tests.
+    pub(super) fn new(file: &File, path: &str, chunk: usize) -> Option<Mapped> {
         let len = file.metadata().ok().filter(|m| m.is_file())?.len();
         let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
         let file = file.try_clone().ok()?;
         let map = map(&file, len).ok()?;
+        #[cfg(target_os = "linux")]
+        let watch = super::sigbus::Watch::new(path);
+        #[cfg(target_os = "linux")]
+        watch.range(&map);
+        #[cfg(not(target_os = "linux"))]
+        let _ = path;
         Some(Mapped {
             file,
             map,
@@ -53,6 +62,8 @@ impl Mapped {
             released: 0,
             at: None,
             chunk: chunk.max(1),
+            #[cfg(target_os = "linux")]
+            watch,
         })
     }
 
@@ -72,6 +83,8 @@ impl Mapped {
         if len > self.map.len() {
             // A capture still being written: map its new length (the old map is dropped).
             self.map = map(&self.file, len)?;
+            #[cfg(target_os = "linux")]
+            self.watch.range(&self.map);
             self.released = at - at % PAGE;
         }
         let end = at
@@ -134,6 +147,6 @@ fn map(file: &File, len: usize) -> io::Result<Mmap> {
     // against the map's fixed length, so the worst outcome is garbled packets. Truncation: the
     // walk reads only bytes the file held at its last length check (`Mapped::extend`, once per
     // CHUNK), but a truncation inside that window, between the check and the walk's touch,
-    // raises SIGBUS, which kills the process (docs/robustness.md); reading a pipe avoids it.
+    // raises SIGBUS, which ends the run with a message (`sigbus.rs`, docs/robustness.md).
     unsafe { memmap2::MmapOptions::new().len(len).map(file) }
 }

@@ -6,6 +6,8 @@ pub mod file;
 pub mod live;
 #[cfg(unix)]
 mod mapped;
+#[cfg(target_os = "linux")]
+mod sigbus;
 
 use std::fmt;
 
