@@ -164,16 +164,7 @@ mod tests {
             let byte = std::hint::black_box(&map[3 * 4096 + 5]);
             panic!("no SIGBUS: read {byte}");
         }
-        let (dir, path) = scratch("cut");
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "capture::sigbus::tests::cut_short_map_exits_with_message",
-            ])
-            .env(CHILD, &path)
-            .output()
-            .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let (out, path) = in_child("cut_short_map_exits_with_message", "cut");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
         let want = format!(
@@ -210,32 +201,29 @@ mod tests {
             let byte = std::hint::black_box(&map[3 * 4096]);
             panic!("no SIGBUS: read {byte}");
         }
-        let (dir, path) = scratch("other");
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "capture::sigbus::tests::other_sigbus_is_not_ours",
-            ])
-            .env(CHILD, &path)
-            .output()
-            .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let (out, _) = in_child("other_sigbus_is_not_ours", "other");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("cut short"), "stderr: {stderr}");
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(out.status.signal(), Some(libc::SIGBUS), "stderr: {stderr}");
     }
 
-    /// A scratch directory with a 16 KiB file in it.
-    fn scratch(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-        let dir =
-            std::env::temp_dir().join(format!("tcplens-sigbus-{name}-{}", std::process::id()));
+    /// Runs test `name` again in a child process, with the path of a 16 KiB scratch file
+    /// (removed afterwards) in [`CHILD`]; returns the child's output and the path.
+    fn in_child(name: &str, tag: &str) -> (std::process::Output, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("tcplens-sigbus-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("cut.pcap");
         std::fs::File::create(&path)
             .unwrap()
             .write_all(&[0xa5; 4 * 4096])
             .unwrap();
-        (dir, path)
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("capture::sigbus::tests::{name}")])
+            .env(CHILD, &path)
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        (out, path)
     }
 }
