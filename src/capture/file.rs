@@ -408,11 +408,8 @@ impl FileSource {
                 break;
             };
             let Some(rec) = rest.get(..len) else { break };
-            let word = |i| read_u32(rec, i, h.big_endian).unwrap_or(0);
-            let body = rec.get(h.record_header..).unwrap_or_default();
-            let (ts, body) = legacy_frame(iface, word(0), word(4), body);
             at += len;
-            flow = deliver(&mut self.info, 0, iface, ts, word(12), body, f);
+            flow = deliver_record(&mut self.info, h, iface, rec, f);
             if flow.is_break() {
                 break;
             }
@@ -456,11 +453,8 @@ impl FileSource {
                 let Some(rec) = rest.get(..len) else {
                     break len;
                 };
-                let word = |i| read_u32(rec, i, h.big_endian).unwrap_or(0);
-                let body = rec.get(h.record_header..).unwrap_or_default();
-                let (ts, body) = legacy_frame(iface, word(0), word(4), body);
                 at += len;
-                if deliver(&mut self.info, 0, iface, ts, word(12), body, f).is_break() {
+                if deliver_record(&mut self.info, h, iface, rec, f).is_break() {
                     break 'walk Ok(());
                 }
             };
@@ -803,6 +797,25 @@ fn legacy_frame(i: Iface, ts_sec: u32, ts_frac: u32, data: &[u8]) -> (Timestamp,
     let ts = Timestamp(i64::from(ts_sec) * 1_000_000_000 + frac as i64);
     // libpcap delivers at most the snapshot length of an over-long record.
     (ts, data.get(..i.max_caplen as usize).unwrap_or(data))
+}
+
+/// Delivers one classic pcap record (`rec`: its header and data, as [`pcap_record`] framed it),
+/// read or mapped alike.
+#[inline]
+fn deliver_record<F>(
+    info: &mut CaptureInfo,
+    h: PcapHead,
+    iface: Iface,
+    rec: &[u8],
+    f: &mut F,
+) -> ControlFlow<()>
+where
+    F: FnMut(&Frame<'_>) -> ControlFlow<()>,
+{
+    let word = |i| read_u32(rec, i, h.big_endian).unwrap_or(0);
+    let body = rec.get(h.record_header..).unwrap_or_default();
+    let (ts, body) = legacy_frame(iface, word(0), word(4), body);
+    deliver(info, 0, iface, ts, word(12), body, f)
 }
 
 /// Counts a frame and hands it to `f`.
