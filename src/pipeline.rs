@@ -691,7 +691,7 @@ fn run_split(
         });
         let back_done = BackDone(output);
         let mut back_err = None;
-        let mut hashes = Vec::with_capacity(BATCH_FRAMES);
+        let mut keys = Vec::with_capacity(BATCH_FRAMES);
         loop {
             let mut b = match full_rx.try_recv() {
                 Ok(b) => b,
@@ -712,7 +712,7 @@ fn run_split(
             if output.failed() {
                 break;
             }
-            if let Err(e) = Back::analyse(analysis, detectors, &mut b, &mut hashes) {
+            if let Err(e) = Back::analyse(analysis, detectors, &mut b, &mut keys) {
                 back_err = Some(e);
                 break;
             }
