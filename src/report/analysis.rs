@@ -4,7 +4,7 @@ use crate::analysis::{AnalysisConfig, Analyzer, ConnSummary, FlowKey, PacketInfo
 use crate::config::{Config, Mode};
 use crate::decode::Segment;
 use crate::detect::Detectors;
-use crate::report::annotate::{Annotator, Shown};
+use crate::report::annotate::Annotator;
 use crate::report::findings;
 use crate::report::json::{ConnRecord, ConnTracker, DocWriter, InputRec, NoteDetail, StatsRec};
 use crate::report::ndjson::{NdjsonWriter, write_connection};
@@ -132,7 +132,7 @@ impl AnalysisReport {
                     if !self.annotator.write_quiet(bytes, info) {
                         later.annotations.push(Pending {
                             at: bytes.len(),
-                            shown: Shown::of(info),
+                            info: *info,
                         });
                     }
                 }
@@ -302,7 +302,7 @@ pub struct Deferred {
 struct Pending {
     /// Where the annotation goes: after this many bytes of the batch's report text.
     at: usize,
-    shown: Shown,
+    info: PacketInfo,
 }
 
 /// Ended connections a [`Deferred`] keeps room for when it is cleared (about 256 KiB).
@@ -393,7 +393,7 @@ impl RecordWriter {
     /// Appends the annotation `i` of the batch `d`.
     pub fn annotate(&mut self, d: &Deferred, i: usize, out: &mut Vec<u8>) {
         if let Some(a) = d.annotations.get(i) {
-            self.annotator.append(out, &a.shown);
+            self.annotator.append(out, &a.info);
         }
     }
 

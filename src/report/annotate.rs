@@ -172,14 +172,13 @@ impl Annotator {
         true
     }
 
-    /// Appends the annotation of a packet to `out`, as [`Self::write`] writes it.
-    pub fn append(&mut self, out: &mut Vec<u8>, shown: &Shown) {
-        let info = shown.info();
+    /// Appends the annotation of one packet to `out`, as [`Self::write`] writes it.
+    pub fn append(&mut self, out: &mut Vec<u8>, info: &PacketInfo) {
         // Composed in place: `out` stands in for the internal buffer, which `compose` appends
         // to (and `--explain` truncates only what it appended).
         std::mem::swap(&mut self.buf, out);
         // Appending to a `Vec` does not fail.
-        let _ = self.compose(&info);
+        let _ = self.compose(info);
         std::mem::swap(&mut self.buf, out);
     }
 
@@ -699,86 +698,6 @@ fn quiet_line(w: &mut Cur<'_>, p: &PacketInfo) {
                 w.put([b'\n'], 1);
             }
             None => w.extend_from_slice(b" segment, no ACK\n"),
-        }
-    }
-}
-
-/// What an annotation shows of a packet's [`PacketInfo`]: all that `compose` reads, without
-/// the frame number, time, connection id, window and the analysis's own flags (184 of its 248
-/// bytes), to hand the packet over to the thread that composes its annotation. A field that
-/// `compose` comes to read must be added here.
-#[derive(Clone, Copy, Debug)]
-pub struct Shown {
-    from: Option<Side>,
-    kinds: crate::analysis::KindList,
-    transitions: [Option<Transition>; 4],
-    states: (TcpState, TcpState),
-    rel_seq: u32,
-    rel_ack: Option<u32>,
-    dup_ack: Option<(u32, u64)>,
-    attempt: Option<(u32, i64)>,
-    lost_hint: Option<LostHint>,
-    rtt_ns: Option<i64>,
-    open_step: Option<u8>,
-    close_step: Option<(u8, u8)>,
-    simultaneous_fin: bool,
-    rst: Option<RstCheck>,
-    rst_peer_unreachable: bool,
-    linux_zwp: bool,
-    payload: u32,
-    explain: crate::analysis::Explain,
-    two_msl_ns: i64,
-}
-
-impl Shown {
-    /// What the annotation of `p` shows.
-    pub fn of(p: &PacketInfo) -> Self {
-        Shown {
-            from: p.from,
-            kinds: p.kinds,
-            transitions: p.transitions,
-            states: p.states,
-            rel_seq: p.rel_seq,
-            rel_ack: p.rel_ack,
-            dup_ack: p.dup_ack,
-            attempt: p.attempt,
-            lost_hint: p.lost_hint,
-            rtt_ns: p.rtt_ns,
-            open_step: p.open_step,
-            close_step: p.close_step,
-            simultaneous_fin: p.simultaneous_fin,
-            rst: p.rst,
-            rst_peer_unreachable: p.rst_peer_unreachable,
-            linux_zwp: p.linux_zwp,
-            payload: p.payload,
-            explain: p.explain,
-            two_msl_ns: p.two_msl_ns,
-        }
-    }
-
-    /// A packet info with these fields, the others default.
-    fn info(&self) -> PacketInfo {
-        PacketInfo {
-            from: self.from,
-            kinds: self.kinds,
-            transitions: self.transitions,
-            states: self.states,
-            rel_seq: self.rel_seq,
-            rel_ack: self.rel_ack,
-            dup_ack: self.dup_ack,
-            attempt: self.attempt,
-            lost_hint: self.lost_hint,
-            rtt_ns: self.rtt_ns,
-            open_step: self.open_step,
-            close_step: self.close_step,
-            simultaneous_fin: self.simultaneous_fin,
-            rst: self.rst,
-            rst_peer_unreachable: self.rst_peer_unreachable,
-            linux_zwp: self.linux_zwp,
-            payload: self.payload,
-            explain: self.explain,
-            two_msl_ns: self.two_msl_ns,
-            ..PacketInfo::default()
         }
     }
 }
