@@ -339,22 +339,20 @@ struct Batch {
     /// What the reports add after the lines (annotations, findings, NDJSON records), back to
     /// back.
     extra: Vec<u8>,
-    /// The JSON reports' notes and the connections whose records the writer writes, and the
-    /// packets whose annotations it writes (all but the quiet lines), each at its place in
-    /// `extra`: the back hands them over instead of writing them.
+    /// The JSON reports' notes and the connections whose records the writer writes, each at
+    /// its place in `extra`: the back hands them over instead of writing them.
     later: Deferred,
     /// Where the report text of a frame ends: all of it follows the frame's line.
     cuts: Vec<Cut>,
 }
 
-/// The `extra` text up to `extra`, the `later` records up to `ended` and annotations up to
-/// `annotated` follow the `text` up to `text`.
+/// The `extra` text up to `extra` and the `later` records up to `ended` follow the `text` up
+/// to `text`.
 #[derive(Clone, Copy)]
 struct Cut {
     text: usize,
     extra: usize,
     ended: usize,
-    annotated: usize,
 }
 
 impl Batch {
@@ -376,8 +374,8 @@ impl Batch {
 }
 
 impl Back<'_> {
-    /// Analyses a batch's segments, keeping what the reports write in `b.extra` and what they
-    /// leave to the writer (JSON records, annotations) in `b.later`. `keys` is scratch space.
+    /// Analyses a batch's segments, keeping what the reports write in `b.extra` and what the
+    /// JSON reports leave to the writer in `b.later`. `keys` is scratch space.
     ///
     /// Each connection is asked into the cache ahead of its packet, in two steps
     /// ([`AnalysisReport::prefetch`]): the flow table's index line twice [`PREFETCH_AHEAD`]
@@ -401,17 +399,13 @@ impl Back<'_> {
             if let Some(k) = keys.get(i + d) {
                 analysis.prefetch(k, 1);
             }
-            let l = &b.later;
-            let before = (b.extra.len(), l.records(), l.annotations());
+            let before = (b.extra.len(), b.later.records());
             analysis.packet_deferred(&mut b.extra, &mut b.later, seg, key, det)?;
-            let l = &b.later;
-            let after = (b.extra.len(), l.records(), l.annotations());
-            if after != before {
+            if (b.extra.len(), b.later.records()) != before {
                 b.cuts.push(Cut {
                     text: *end,
-                    extra: after.0,
-                    ended: after.1,
-                    annotated: after.2,
+                    extra: b.extra.len(),
+                    ended: b.later.records(),
                 });
             }
         }
@@ -448,7 +442,7 @@ struct Queues {
 
 struct Writer<'o> {
     out: &'o mut (dyn Write + Send),
-    /// Writes the JSON connection records and the annotations the back left in the batches.
+    /// Writes the JSON connection records the back left in the batches.
     records: RecordWriter,
     /// A batch's lines with what the reports add, merged for one write call.
     merged: Vec<u8>,
@@ -555,7 +549,7 @@ impl<'o> Output<'o> {
 
 impl Writer<'_> {
     /// Writes a batch's lines, each followed by what the reports added after it, the
-    /// connection records and the annotations the back left written here.
+    /// connection records written here.
     fn write(&mut self, b: &Batch) -> io::Result<()> {
         let written = self.write_merged(b);
         self.records.end_batch(&b.later);
@@ -567,33 +561,19 @@ impl Writer<'_> {
             return self.out.write_all(&b.text);
         }
         self.merged.clear();
-        let l = &b.later;
-        let (mut t, mut x, mut e, mut a) = (0, 0, 0, 0);
+        let (mut t, mut x, mut e) = (0, 0, 0);
         for cut in &b.cuts {
             self.piece(b.text.get(t..cut.text).unwrap_or_default())?;
-            // The records and annotations in `extra` order (a mode has only one of them).
-            loop {
-                let record = (e < cut.ended).then(|| l.place(e));
-                let annotation = (a < cut.annotated).then(|| l.annotation_place(a));
-                let at = match (record, annotation) {
-                    (None, None) => break,
-                    (Some(r), Some(n)) => r.min(n),
-                    (Some(at), None) | (None, Some(at)) => at,
-                };
+            for i in e..cut.ended {
+                let at = b.later.place(i);
                 self.piece(b.extra.get(x..at).unwrap_or_default())?;
                 x = at;
-                if annotation == Some(at) {
-                    self.records.annotate(l, a, &mut self.merged);
-                    a += 1;
-                } else {
-                    self.records.write(l, e, &mut self.merged);
-                    e += 1;
-                }
+                self.records.write(&b.later, i, &mut self.merged);
                 // Writes the merge buffer out if the record made it large.
                 self.piece(&[])?;
             }
             self.piece(b.extra.get(x..cut.extra).unwrap_or_default())?;
-            (t, x) = (cut.text, cut.extra);
+            (t, x, e) = (cut.text, cut.extra, cut.ended);
         }
         self.piece(b.text.get(t..).unwrap_or_default())?;
         self.out.write_all(&self.merged)

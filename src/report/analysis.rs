@@ -63,10 +63,9 @@ impl AnalysisReport {
         self.packet_to(&mut Sink::Now(out), seg, None, det)
     }
 
-    /// [`Self::packet`], except that work is left to a [`RecordWriter`], on another thread:
-    /// the JSON reports' note of each packet for its connection and each connection that
-    /// ended (with its place in `out`), and the annotations other than the quiet lines (with
-    /// their places in `out`), go into `later`. `key` is the
+    /// [`Self::packet`], except that the JSON reports' per-connection work is left to a
+    /// [`RecordWriter`], on another thread: each packet's note for its connection and each
+    /// connection that ended (with its place in `out`) go into `later`. `key` is the
     /// segment's [`Self::flow_key`].
     pub fn packet_deferred(
         &mut self,
@@ -98,7 +97,6 @@ impl AnalysisReport {
         RecordWriter {
             notes: std::mem::take(&mut self.notes),
             note: 0,
-            annotator: self.annotator.same_settings(),
         }
     }
 
@@ -124,19 +122,7 @@ impl AnalysisReport {
         };
         det.packet(seg, info);
         match self.mode {
-            Mode::Annotated => match out {
-                Sink::Now(out) => self.annotator.write(*out, info)?,
-                // A quiet line is cheaper to write than to hand over; the others are composed
-                // by the batch's writer.
-                Sink::Later(bytes, later) => {
-                    if !self.annotator.write_quiet(bytes, info) {
-                        later.annotations.push(Pending {
-                            at: bytes.len(),
-                            info: *info,
-                        });
-                    }
-                }
-            },
+            Mode::Annotated => self.annotator.write(out.bytes(), info)?,
             Mode::Json | Mode::Ndjson => {
                 // After its record, a connection has no notes: they went out with it.
                 if !info.after_record {
@@ -279,12 +265,11 @@ impl Sink<'_> {
     }
 }
 
-/// The work of a batch of packets that the analysing thread hands to the thread that writes
-/// the output ([`AnalysisReport::packet_deferred`]): the JSON reports' notes of the packets
-/// that have a detail (an annotation kind or a state change: about one in six) and the
-/// connections that ended, by value; in the annotated mode, the packets whose annotation is
-/// not a quiet line (about one in five), by value. Appending to these (reused) vectors is all
-/// the analysing thread does for them.
+/// The JSON reports' per-connection work of a batch of packets, handed by the analysing thread
+/// to the thread that writes the output ([`AnalysisReport::packet_deferred`]): the notes of
+/// the packets that have a detail (an annotation kind or a state change: about one in six),
+/// and the connections that ended, by value. Appending to these (reused) vectors is all the
+/// analysing thread does for the notes and records.
 #[derive(Debug, Default)]
 pub struct Deferred {
     /// Per analysed packet with a detail, before its connection's record: its connection id,
@@ -292,17 +277,6 @@ pub struct Deferred {
     notes: Vec<(u64, u64, NoteDetail)>,
     /// Connections whose records are still to be written, in order.
     ended: Vec<Ended>,
-    /// Packets whose annotations are still to be written, in order (not in the JSON modes,
-    /// so never at the place of a record).
-    annotations: Vec<Pending>,
-}
-
-/// A packet whose annotation is still to be written.
-#[derive(Debug)]
-struct Pending {
-    /// Where the annotation goes: after this many bytes of the batch's report text.
-    at: usize,
-    info: PacketInfo,
 }
 
 /// Ended connections a [`Deferred`] keeps room for when it is cleared (about 256 KiB).
@@ -339,38 +313,24 @@ impl Deferred {
         self.ended.get(i).map_or(0, |e| e.at)
     }
 
-    /// Annotations still to be written.
-    pub fn annotations(&self) -> usize {
-        self.annotations.len()
-    }
-
-    /// Where the annotation `i` goes: after this many bytes of the batch's report text.
-    pub fn annotation_place(&self, i: usize) -> usize {
-        self.annotations.get(i).map_or(0, |a| a.at)
-    }
-
     /// Empties it for the next batch. The connections a burst ended (a sweep ends thousands
     /// at once) give their room back, as the batch's text buffers do.
     pub fn clear(&mut self) {
         self.notes.clear();
         self.ended.clear();
-        // At most a batch's packets (~200 bytes each): kept.
-        self.annotations.clear();
         if self.ended.capacity() > ENDED_KEEP {
             self.ended.shrink_to(ENDED_KEEP / 16);
         }
     }
 }
 
-/// Writes the records and annotations of [`Deferred`] batches, in order, and keeps the notes
-/// of the live connections from their notes ([`AnalysisReport::record_writer`]).
+/// Writes the records of [`Deferred`] batches, in order, and keeps the notes of the live
+/// connections from their notes ([`AnalysisReport::record_writer`]).
 #[derive(Debug)]
 pub struct RecordWriter {
     notes: ConnTracker,
     /// How many of the current batch's notes are applied.
     note: usize,
-    /// The report's annotator's settings.
-    annotator: Annotator,
 }
 
 impl RecordWriter {
@@ -387,13 +347,6 @@ impl RecordWriter {
             rec.write_json(out);
         } else {
             write_connection(out, &rec);
-        }
-    }
-
-    /// Appends the annotation `i` of the batch `d`.
-    pub fn annotate(&mut self, d: &Deferred, i: usize, out: &mut Vec<u8>) {
-        if let Some(a) = d.annotations.get(i) {
-            self.annotator.append(out, &a.info);
         }
     }
 

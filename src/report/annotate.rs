@@ -153,35 +153,6 @@ impl Annotator {
         out.write_all(&self.buf)
     }
 
-    /// A new annotator with the same settings (`explain`, `color`), for another thread.
-    pub fn same_settings(&self) -> Self {
-        Annotator::new(self.explain, self.color)
-    }
-
-    /// Appends the annotation of a quiet packet (no kind, no state change: ~80% of them) to
-    /// `out` and returns true; returns false and appends nothing for any other packet, whose
-    /// annotation [`Self::append`] writes.
-    #[inline]
-    pub fn write_quiet(&mut self, out: &mut Vec<u8>, info: &PacketInfo) -> bool {
-        if !is_quiet(info) {
-            return false;
-        }
-        let mut w = Cur::new(&mut self.quiet);
-        quiet_line(&mut w, info);
-        out.extend_from_slice(w.text());
-        true
-    }
-
-    /// Appends the annotation of one packet to `out`, as [`Self::write`] writes it.
-    pub fn append(&mut self, out: &mut Vec<u8>, info: &PacketInfo) {
-        // Composed in place: `out` stands in for the internal buffer, which `compose` appends
-        // to (and `--explain` truncates only what it appended).
-        std::mem::swap(&mut self.buf, out);
-        // Appending to a `Vec` does not fail.
-        let _ = self.compose(info);
-        std::mem::swap(&mut self.buf, out);
-    }
-
     /// Formats the annotation into the internal buffer and returns it (with its newlines).
     pub fn format(&mut self, info: &PacketInfo) -> &str {
         self.buf.clear();
