@@ -1,8 +1,8 @@
-//! The two-thread pipeline leaves the annotations other than the quiet lines (handshakes,
-//! closes, resets, Wireshark's kinds, `--explain`'s arithmetic) to the thread that writes the
-//! output, which composes each at its place among the quiet lines and the findings the back
-//! wrote; the one-thread path (live capture, `flush_each`) writes each as the analysis goes.
-//! Both must give the same bytes, with and without `--explain` and colour.
+//! The two-thread pipeline's annotated output (the front's tcpdump lines merged with the
+//! back's annotations and finding lines, batch by batch, by whichever thread writes) must be
+//! the one-thread path's (live capture, `flush_each`), byte for byte, with and without
+//! `--explain` and colour. It was written for handing the annotations to the writer (session
+//! 6, not kept), and failed when they were placed after a packet's finding lines.
 //!
 //! The captures: every one in testdata/ and the shared corpus, and gen-pcap workloads
 //! generated at test time (losses, resets, closes, a SYN flood whose finding line falls among
@@ -89,7 +89,7 @@ fn count(hay: &[u8], needle: &str) -> usize {
 }
 
 #[test]
-fn writer_composed_annotations_match_inline_ones_on_every_capture() {
+fn split_annotated_output_is_the_one_thread_output_on_every_capture() {
     let captures = json_support::captures();
     assert!(captures.len() > 20, "{captures:?}");
     let mut handshakes = 0;
@@ -100,12 +100,12 @@ fn writer_composed_annotations_match_inline_ones_on_every_capture() {
             }
         }
     }
-    // The composed (not quiet) annotations were there to compare.
+    // Annotations other than the quiet lines were there to compare.
     assert!(handshakes > 100, "{handshakes} handshake annotations");
 }
 
 #[test]
-fn writer_composed_annotations_match_inline_ones_on_generated_workloads() {
+fn split_annotated_output_is_the_one_thread_output_on_generated_workloads() {
     let dir = tempfile::tempdir().unwrap();
     let workloads: [&[&str]; 2] = [
         &["--flows", "300", "--seed", "1"],
@@ -132,7 +132,7 @@ fn writer_composed_annotations_match_inline_ones_on_generated_workloads() {
                 if flags.contains(&"-c") {
                     continue;
                 }
-                // Enough output that the run spans many batches, with composed annotations.
+                // Enough output that the run spans many batches, with all kinds of annotations.
                 assert!(bytes.len() > 200_000, "{what}: {} bytes", bytes.len());
                 assert!(count(&bytes, "handshake ") > 300, "{what}");
                 assert!(count(&bytes, "retransmission") > 10, "{what}");
