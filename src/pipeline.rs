@@ -703,6 +703,9 @@ fn run_split(
                     while next.is_none() && output.write_ready(false, 1) > 0 {
                         next = full_rx.try_recv().ok();
                     }
+                    if next.is_none() {
+                        next = poll_recv(&full_rx);
+                    }
                     match next.map_or_else(|| full_rx.recv(), Ok) {
                         Ok(b) => b,
                         Err(_) => break,
@@ -736,6 +739,27 @@ fn run_split(
     // An output error comes first: nothing more can be written.
     run.fatal = out_err.map(|e| Fatal::Output(e.into())).or(fatal);
     (result, source)
+}
+
+/// How long the back polls for the front's next batch before it sleeps. A sleep costs both
+/// threads: the front a futex call to wake the back, the back the way out of the scheduler and
+/// back. On the 1M annotated run the back waited ~500 times, ~90 µs on average; polling up to
+/// 200 µs (the guest's own halt-polling time) left ~40 sleeps.
+const POLL: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Polls `rx` for up to [`POLL`]; `None` when nothing came or the front is gone.
+fn poll_recv<T>(rx: &mpsc::Receiver<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        match rx.try_recv() {
+            Ok(b) => return Some(b),
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() < POLL => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Captures live and writes the configured report to `out`; returns libpcap's counters too.
