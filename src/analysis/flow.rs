@@ -363,15 +363,35 @@ impl Tails {
     }
 }
 
-/// When the sweep must look at `c` next ([`Conn::wake`]).
-#[inline]
-fn wake(cfg: &AnalysisConfig, c: &Conn) -> i64 {
-    c.wake(
-        cfg.msl_ns.saturating_mul(2),
-        cfg.reset_linger_ns,
-        cfg.close_linger_ns,
-        cfg.idle_ns,
-    )
+/// The analysis's timers as the sweep uses them, worked out once (2 MSL is a product).
+#[derive(Clone, Copy, Debug)]
+struct Timers {
+    two_msl: i64,
+    reset_linger: i64,
+    close_linger: i64,
+    idle: i64,
+}
+
+impl Timers {
+    fn new(cfg: &AnalysisConfig) -> Self {
+        Timers {
+            two_msl: cfg.msl_ns.saturating_mul(2),
+            reset_linger: cfg.reset_linger_ns,
+            close_linger: cfg.close_linger_ns,
+            idle: cfg.idle_ns,
+        }
+    }
+
+    /// When the sweep must look at `c` next ([`Conn::wake`]).
+    #[inline]
+    fn wake(&self, c: &Conn) -> i64 {
+        c.wake(
+            self.two_msl,
+            self.reset_linger,
+            self.close_linger,
+            self.idle,
+        )
+    }
 }
 
 /// A new SYN takes the 4-tuple of `conn`: the old connection ends here and a new one, with id
@@ -418,6 +438,7 @@ pub struct FlowTable {
     /// Closed connections whose record is out, until 2 MSL after the close.
     tails: Tails,
     cfg: AnalysisConfig,
+    timers: Timers,
     next_id: u64,
     last_sweep: Option<Timestamp>,
     /// No sweep is due before this capture time (ns): `last_sweep` plus [`SWEEP_NS`], or
@@ -436,6 +457,7 @@ impl FlowTable {
         FlowTable {
             live: LiveTable::new(),
             tails: Tails::new(&cfg),
+            timers: Timers::new(&cfg),
             cfg,
             next_id: 0,
             last_sweep: None,
@@ -498,7 +520,7 @@ impl FlowTable {
         *info = PacketInfo {
             number: seg.number,
             ts: seg.ts,
-            two_msl_ns: self.cfg.msl_ns.saturating_mul(2),
+            two_msl_ns: self.timers.two_msl,
             ..PacketInfo::default()
         };
         if seg.ts.0 >= self.next_sweep {
@@ -510,6 +532,7 @@ impl FlowTable {
             return self.packet_unheld(seg, fk, info, ended, stats);
         };
         let conn = &mut live.conn;
+        let before = conn.last_ts;
         if conn.starts_new(seg) {
             self.next_id = replace(conn, self.next_id, seg, info, ended, stats);
         } else if conn.emitted {
@@ -517,8 +540,13 @@ impl FlowTable {
             info.after_record = true;
         }
         conn.segment(seg, info);
-        let wake = wake(&self.cfg, conn);
-        self.live.set_wake(slot, wake);
+        // Until its close, a connection's wake time is its last packet plus the idle timeout:
+        // while its clock goes forward, the time set before stays early enough (a sweep that
+        // comes too early sets it again), so only a close or a clock gone back needs a new one.
+        if conn.ended_at.is_some() || conn.last_ts < before {
+            let wake = self.timers.wake(conn);
+            self.live.set_wake(slot, wake);
+        }
     }
 
     /// Sweeps when a sweep is due at `now`: a second (capture time) after the last one.
@@ -573,7 +601,7 @@ impl FlowTable {
                         self.tails.insert(key, t);
                     }
                     None => {
-                        let wake = wake(&self.cfg, &c);
+                        let wake = self.timers.wake(&c);
                         let s = self.live.insert(h, Live { key, conn: c });
                         self.live.set_wake(s, wake);
                     }
@@ -593,7 +621,7 @@ impl FlowTable {
         let slot = self.live.insert(h, Live { key, conn });
         let conn = &mut self.live.get_mut(slot).conn;
         conn.segment(seg, info);
-        let wake = wake(&self.cfg, conn);
+        let wake = self.timers.wake(conn);
         self.live.set_wake(slot, wake);
         // Only a new connection makes the table hold more.
         stats.peak_live = stats.peak_live.max(self.len() as u64);
@@ -602,12 +630,12 @@ impl FlowTable {
     /// Frees closed-and-expired and idle connections; emits the records of closed ones whose
     /// linger is over and keeps their tails.
     fn sweep(&mut self, now: Timestamp, ended: &mut Vec<ConnSummary>, stats: &mut AnalysisStats) {
-        let two_msl = self.cfg.msl_ns.saturating_mul(2);
-        let (linger, close_linger, idle) = (
-            self.cfg.reset_linger_ns,
-            self.cfg.close_linger_ns,
-            self.cfg.idle_ns,
-        );
+        let Timers {
+            two_msl,
+            reset_linger: linger,
+            close_linger,
+            idle,
+        } = self.timers;
         self.due.clear();
         // Connections looked at but not due (their wake time was an early guess) get theirs.
         let mut rewake = Vec::new();
@@ -624,7 +652,7 @@ impl FlowTable {
             {
                 Due::Linger
             } else {
-                rewake.push((slot, wake(&self.cfg, c)));
+                rewake.push((slot, self.timers.wake(c)));
                 continue;
             };
             self.due.push((c.id, l.key, due));
@@ -648,7 +676,7 @@ impl FlowTable {
                         self.remove(&k);
                         self.tails.insert(k, t);
                     } else {
-                        let wake = wake(&self.cfg, &self.live.get_mut(i).conn);
+                        let wake = self.timers.wake(&self.live.get_mut(i).conn);
                         self.live.set_wake(i, wake);
                     }
                 }
