@@ -830,20 +830,30 @@ pub(super) mod tests {
                 std::mem::take(&mut ended)
             };
             // Port 1 last seen at base + 3 s (after a packet at base + 5 s: time went back);
-            // port 2 at base + 4 s; port 3 keeps the clock going, a packet a second.
+            // port 2 at base + 4 s; port 3 keeps the clock going, a packet a second; port 4
+            // has a packet a second from base + 6 s to base + 9 s (its wake time is not moved
+            // on by each packet).
             feed(&mut t, 1, base + 5 * S);
             feed(&mut t, 1, base + 3 * S);
             feed(&mut t, 2, base + 4 * S);
             let mut gone = Vec::new();
             for sec in 6..=20 {
-                for c in feed(&mut t, 3, base + sec * S) {
+                let mut ended = feed(&mut t, 3, base + sec * S);
+                if sec <= 9 {
+                    ended.extend(feed(&mut t, 4, base + sec * S));
+                }
+                for c in ended {
                     gone.push((c.id, sec, c.end));
                 }
             }
             // The idle rule, worked out here: ends at the first sweep at or after last + 10 s.
             assert_eq!(
                 gone,
-                vec![(0, 13, EndReason::Idle), (1, 14, EndReason::Idle)],
+                vec![
+                    (0, 13, EndReason::Idle),
+                    (1, 14, EndReason::Idle),
+                    (3, 19, EndReason::Idle)
+                ],
                 "base {base}"
             );
         }
