@@ -159,8 +159,6 @@ struct Steps {
     close_total: u8,
     close: CloseKind,
     initiator: Option<Initiator>,
-    /// The sender's next sequence number before the current packet (for RST checks).
-    pre_nextseq: SeqNumber,
 }
 
 fn set_state(h: &mut Half, side: Side, to: TcpState, info: &mut PacketInfo) {
@@ -229,7 +227,6 @@ impl Conn {
                 close_total: 0,
                 close: CloseKind::None,
                 initiator: None,
-                pre_nextseq: SeqNumber(0),
             },
             counts: [SideCounts::default(); 2],
             first_packet: true,
@@ -368,13 +365,18 @@ impl Conn {
             p.rtts.put(IRTT, ns_between(t, seg.ts));
         }
 
-        p.pre_nextseq = f.nextseq;
+        // A RST is checked against the sender's next sequence number before this packet.
+        let pre_nextseq = f.nextseq;
         p.wireshark(f, r, seg, info);
         r.unanswered_keepalives = 0;
         if info.kinds.contains(Kind::KeepAlive) && !info.linux_zwp {
             f.unanswered_keepalives = f.unanswered_keepalives.saturating_add(1);
         }
-        p.rfc(from, f, r, seg, info);
+        if fl.rst() {
+            p.rst(from, f, r, seg, pre_nextseq, info);
+        } else {
+            p.rfc(from, f, r, seg, info);
+        }
         let done = |h: &Half| {
             h.fin_seq.is_some() && matches!(h.state, TcpState::TimeWait | TcpState::Closed)
         };
@@ -589,7 +591,7 @@ impl Steps {
         f.last_flags = this_flags;
     }
 
-    /// RFC 9293 states, handshake and close steps.
+    /// RFC 9293 states, handshake and close steps of a segment without RST.
     fn rfc(
         &mut self,
         from: Side,
@@ -603,10 +605,6 @@ impl Steps {
         let seq = SeqNumber(seg.seq);
         let ack = SeqNumber(seg.ack);
         let to = from.peer();
-        if fl.rst() {
-            self.rst(from, f, r, seg, info);
-            return;
-        }
         let mut close_step = false;
         if fl.ack() {
             // Handshake 3/3: the ACK of the SYN-ACK moves both sides to ESTABLISHED.
@@ -866,12 +864,15 @@ impl Steps {
         }
     }
 
+    /// A RST: its acceptability and the states it ends. `pre_nextseq` is the sender's next
+    /// sequence number before this packet.
     fn rst(
         &mut self,
         from: Side,
         f: &mut Half,
         r: &mut Half,
         seg: &Segment,
+        pre_nextseq: SeqNumber,
         info: &mut PacketInfo,
     ) {
         let fl = seg.flags;
@@ -889,7 +890,7 @@ impl Steps {
         } else {
             // RFC 5961 §3.2: exact match resets; in-window draws a challenge ACK.
             let nz = |s: SeqNumber| (s.0 != 0).then_some(s);
-            let expected = nz(self.pre_nextseq).or(nz(r.lastack));
+            let expected = nz(pre_nextseq).or(nz(r.lastack));
             match expected {
                 None => RstCheck::Unknown,
                 Some(e) => {
@@ -1268,7 +1269,6 @@ impl Conn {
                     2 => Some(Initiator::Side(Side::Server)),
                     _ => Some(Initiator::Simultaneous),
                 },
-                pre_nextseq: SeqNumber(0),
             },
             counts: [SideCounts::default(); 2],
             first_packet: false,
