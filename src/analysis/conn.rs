@@ -38,8 +38,8 @@ struct Half {
     /// SYN-ACKs sent (a side of a simultaneous open sends a SYN, then a SYN-ACK).
     synacks: u32,
     last_syn_ts: Timestamp,
-    /// Window scale offered on the SYN: None = no SYN seen, Some(None) = no option.
-    wscale: Option<Option<u8>>,
+    /// Window scale offered on the SYN.
+    wscale: WScale,
     /// Base for relative numbers (Wireshark: ISN, or first seq − 1, or peer's ack − 1).
     base: Option<SeqNumber>,
     // Wireshark's tcp_analyze_seq_flow_info_t; like Wireshark, 0 means "not set yet" (its
@@ -67,11 +67,29 @@ struct Half {
 impl Half {
     /// Wireshark's `win_scale`: -1 unknown, -2 no scaling, else the shift.
     fn win_scale(&self, peer: &Half) -> i8 {
-        match (self.wscale, peer.wscale) {
-            (Some(Some(a)), Some(Some(_))) => a as i8,
-            (Some(_), Some(_)) => -2,
-            _ => -1,
+        // The two markers are the largest values: the larger of both sides' says if either is.
+        match self.wscale.max(peer.wscale) {
+            WScale::NO_SYN => -1,
+            WScale::NO_OPTION => -2,
+            _ => self.wscale.0 as i8,
         }
+    }
+}
+
+/// A window scale offer in one byte: the shift (at most 14), or one of two markers above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct WScale(u8);
+
+impl WScale {
+    /// No SYN seen.
+    const NO_SYN: WScale = WScale(0xff);
+    /// A SYN without the option.
+    const NO_OPTION: WScale = WScale(0xfe);
+}
+
+impl Default for WScale {
+    fn default() -> Self {
+        WScale::NO_SYN
     }
 }
 
@@ -334,7 +352,10 @@ impl Conn {
 
         // Wireshark step 0: bases for relative numbers; window scale offers.
         if fl.syn() {
-            f.wscale = Some(seg.options.wscale.map(|w| w.min(14)));
+            f.wscale = seg
+                .options
+                .wscale
+                .map_or(WScale::NO_OPTION, |w| WScale(w.min(14)));
             f.is_first_ack = true;
         }
         if f.base.is_none() {
@@ -554,7 +575,6 @@ impl Steps {
             if len > 1 && f.nextseq.minus(1) == seq {
                 not_adv = false;
             }
-            let ooo_ns = self.rtts.get(IRTT).unwrap_or(OOO_DEFAULT_NS);
             if len > 0 && r.lastack.0 != 0 && seq.plus(len).before_eq(r.lastack) {
                 k.push(Kind::SpuriousRetransmission);
                 k.push(Kind::Retransmission);
@@ -566,7 +586,10 @@ impl Steps {
                 k.push(Kind::FastRetransmission);
                 k.push(Kind::Retransmission);
             } else if not_adv
-                && within(ns_between(f.nextseq_ts, now), ooo_ns)
+                && within(
+                    ns_between(f.nextseq_ts, now),
+                    self.rtts.get(IRTT).unwrap_or(OOO_DEFAULT_NS),
+                )
                 && f.nextseq != nextseq_this
             {
                 k.push(Kind::OutOfOrder);
@@ -1033,7 +1056,7 @@ struct TailHalf {
     window: u16,
     syn_tries: u8,
     synacks: u8,
-    /// 0xff: no SYN seen, 0xfe: SYN without the option, else the shift.
+    /// As [`WScale`]: 0xff no SYN seen, 0xfe SYN without the option, else the shift.
     wscale: u8,
     /// State (bits 0-3), `last_flags` (4-5), unanswered keep-alives up to 3 (6-7: only
     /// "at least 2" is ever asked).
@@ -1072,11 +1095,7 @@ impl TailHalf {
             window: h.window,
             syn_tries: u8::try_from(h.syn_tries).ok()?,
             synacks: u8::try_from(h.synacks).ok()?,
-            wscale: match h.wscale {
-                None => 0xff,
-                Some(None) => 0xfe,
-                Some(Some(s)) => s,
-            },
+            wscale: h.wscale.0,
             packed: h.state as u8 | h.last_flags << 4 | h.unanswered_keepalives.min(3) << 6,
             bits: flag(h.isn.is_some(), H_ISN)
                 | flag(h.base.is_some(), H_BASE)
@@ -1099,11 +1118,7 @@ impl TailHalf {
             } else {
                 unpack_time(self.last_syn_ts, base)
             }),
-            wscale: match self.wscale {
-                0xff => None,
-                0xfe => Some(None),
-                s => Some(Some(s)),
-            },
+            wscale: WScale(self.wscale),
             base: opt(H_BASE, self.base),
             nextseq: SeqNumber(self.nextseq),
             nextseq_ts: Timestamp(unpack_time(self.nextseq_ts, base)),
