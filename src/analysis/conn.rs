@@ -38,8 +38,8 @@ struct Half {
     /// SYN-ACKs sent (a side of a simultaneous open sends a SYN, then a SYN-ACK).
     synacks: u32,
     last_syn_ts: Timestamp,
-    /// Window scale offered on the SYN: None = no SYN seen, Some(None) = no option.
-    wscale: Option<Option<u8>>,
+    /// Window scale offered on the SYN.
+    wscale: WScale,
     /// Base for relative numbers (Wireshark: ISN, or first seq − 1, or peer's ack − 1).
     base: Option<SeqNumber>,
     // Wireshark's tcp_analyze_seq_flow_info_t; like Wireshark, 0 means "not set yet" (its
@@ -67,19 +67,38 @@ struct Half {
 impl Half {
     /// Wireshark's `win_scale`: -1 unknown, -2 no scaling, else the shift.
     fn win_scale(&self, peer: &Half) -> i8 {
-        match (self.wscale, peer.wscale) {
-            (Some(Some(a)), Some(Some(_))) => a as i8,
-            (Some(_), Some(_)) => -2,
-            _ => -1,
+        // The two markers are the largest values: the larger of both sides' says if either is.
+        match self.wscale.max(peer.wscale) {
+            WScale::NO_SYN => -1,
+            WScale::NO_OPTION => -2,
+            _ => self.wscale.0 as i8,
         }
     }
 }
 
-/// The handshake's two RTTs in nanoseconds, with one presence byte for both: two
-/// `Option<i64>`s take 32 bytes, this 24. Set on the handshake, read by the summary.
+/// A window scale offer in one byte: the shift (at most 14), or one of two markers above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct WScale(u8);
+
+impl WScale {
+    /// No SYN seen.
+    const NO_SYN: WScale = WScale(0xff);
+    /// A SYN without the option.
+    const NO_OPTION: WScale = WScale(0xfe);
+}
+
+impl Default for WScale {
+    fn default() -> Self {
+        WScale::NO_SYN
+    }
+}
+
+/// The handshake's RTTs in nanoseconds, with one presence byte for all: three
+/// `Option<i64>`s take 48 bytes, this 32. Set on the handshake, read by the analysis and
+/// the summary.
 #[derive(Clone, Copy, Debug, Default)]
 struct Rtts {
-    v: [i64; 2],
+    v: [i64; 3],
     /// Bit `i` set: `v[i]` holds a value.
     set: u8,
 }
@@ -87,6 +106,8 @@ struct Rtts {
 /// [`Rtts`] slots.
 const SYN_SYNACK: usize = 0;
 const SYNACK_ACK: usize = 1;
+/// Wireshark's initial RTT (`irtt`): the most recent SYN to the first ACK without SYN.
+const IRTT: usize = 2;
 
 impl Rtts {
     fn get(&self, i: usize) -> Option<i64> {
@@ -115,11 +136,30 @@ pub struct Conn {
     pub(crate) last_ts: Timestamp,
     /// The first and the last packet's numbers.
     numbers: (u64, u64),
+    /// Client, server: `segment` works on both in place, beside `steps`.
     h: [Half; 2],
-    /// Per-side totals, beside the halves: `segment` copies a half in and out per packet, and
-    /// a half of at most 128 bytes is copied inline instead of through `memcpy`.
+    steps: Steps,
     counts: [SideCounts; 2],
     first_packet: bool,
+    midstream: bool,
+    port_reuse: bool,
+    /// When the close finished (both sides done) or a RST ended it.
+    pub(crate) ended_at: Option<Timestamp>,
+    pub(crate) reset: bool,
+    /// Its record is out (the close linger is over) but it could not be made a [`Tail`]:
+    /// later packets are still analysed here and counted apart.
+    pub(crate) emitted: bool,
+    zeek: Zeek,
+    /// See [`PacketInfo::client_acked`].
+    client_acked: bool,
+    server_payload: ServerPayload,
+}
+
+/// The handshake's and the close's progress: what Wireshark's analysis and the RFC 9293 steps
+/// read and write besides the two halves. Apart from [`Conn`]'s other fields so that its
+/// methods can take both halves of `Conn::h` by reference and work on them in place.
+#[derive(Clone, Copy, Debug)]
+struct Steps {
     syn_seen: bool,
     synack_seen: bool,
     synack_ts: Timestamp,
@@ -131,27 +171,12 @@ pub struct Conn {
     syn_rtx: u32,
     synack_rtx: u32,
     mru_syn_ts: Option<Timestamp>,
-    irtt_ns: Option<i64>,
-    /// SYN→SYN-ACK and SYN-ACK→ACK ([`Rtts`]).
+    /// SYN→SYN-ACK, SYN-ACK→ACK and the initial RTT ([`Rtts`]).
     rtts: Rtts,
-    midstream: bool,
-    port_reuse: bool,
     close_steps: u8,
     close_total: u8,
     close: CloseKind,
     initiator: Option<Initiator>,
-    /// When the close finished (both sides done) or a RST ended it.
-    pub(crate) ended_at: Option<Timestamp>,
-    pub(crate) reset: bool,
-    /// Its record is out (the close linger is over) but it could not be made a [`Tail`]:
-    /// later packets are still analysed here and counted apart.
-    pub(crate) emitted: bool,
-    zeek: Zeek,
-    /// The sender's next sequence number before the current packet (for RST checks).
-    pre_nextseq: SeqNumber,
-    /// See [`PacketInfo::client_acked`].
-    client_acked: bool,
-    server_payload: ServerPayload,
 }
 
 fn set_state(h: &mut Half, side: Side, to: TcpState, info: &mut PacketInfo) {
@@ -204,31 +229,31 @@ impl Conn {
             numbers: (seg.number, seg.number),
             last_ts: seg.ts,
             h: [Half::default(); 2],
+            steps: Steps {
+                syn_seen: false,
+                synack_seen: false,
+                synack_ts: seg.ts,
+                ack_seen: false,
+                refused: false,
+                syn_since_synack: false,
+                simultaneous: false,
+                syn_rtx: 0,
+                synack_rtx: 0,
+                mru_syn_ts: None,
+                rtts: Rtts::default(),
+                close_steps: 0,
+                close_total: 0,
+                close: CloseKind::None,
+                initiator: None,
+            },
             counts: [SideCounts::default(); 2],
             first_packet: true,
-            syn_seen: false,
-            synack_seen: false,
-            synack_ts: seg.ts,
-            ack_seen: false,
-            refused: false,
-            syn_since_synack: false,
-            simultaneous: false,
-            syn_rtx: 0,
-            synack_rtx: 0,
-            mru_syn_ts: None,
-            irtt_ns: None,
-            rtts: Rtts::default(),
             midstream: !seg.flags.syn(),
             port_reuse,
-            close_steps: 0,
-            close_total: 0,
-            close: CloseKind::None,
-            initiator: None,
             ended_at: None,
             reset: false,
             emitted: false,
             zeek: Zeek::default(),
-            pre_nextseq: SeqNumber(0),
             client_acked: false,
             server_payload: ServerPayload::default(),
         };
@@ -297,9 +322,14 @@ impl Conn {
     /// Analyses one segment of this connection.
     pub(crate) fn segment(&mut self, seg: &Segment, info: &mut PacketInfo) {
         let from = self.side_of(seg);
-        let (fi, ri) = (from.index(), from.peer().index());
-        let mut f = self.h[fi];
-        let mut r = self.h[ri];
+        let fi = from.index();
+        // The sender's and the receiver's halves, worked on in place.
+        let [client, server] = &mut self.h;
+        let (f, r) = match from {
+            Side::Client => (client, server),
+            Side::Server => (server, client),
+        };
+        let p = &mut self.steps;
         let fl = seg.flags;
         let seq = SeqNumber(seg.seq);
         let ack = SeqNumber(seg.ack);
@@ -322,7 +352,10 @@ impl Conn {
 
         // Wireshark step 0: bases for relative numbers; window scale offers.
         if fl.syn() {
-            f.wscale = Some(seg.options.wscale.map(|w| w.min(14)));
+            f.wscale = seg
+                .options
+                .wscale
+                .map_or(WScale::NO_OPTION, |w| WScale(w.min(14)));
             f.is_first_ack = true;
         }
         if f.base.is_none() {
@@ -336,7 +369,7 @@ impl Conn {
         info.scaled_window = if fl.syn() {
             Some(u64::from(seg.window))
         } else {
-            match f.win_scale(&r) {
+            match f.win_scale(r) {
                 -1 => None,
                 -2 => Some(u64::from(seg.window)),
                 s => Some(u64::from(seg.window) << s),
@@ -344,22 +377,34 @@ impl Conn {
         };
         // Initial RTT: most recent SYN to the first ACK without SYN.
         if fl.syn() && !fl.ack() {
-            self.mru_syn_ts = Some(seg.ts);
+            p.mru_syn_ts = Some(seg.ts);
         } else if fl.ack()
             && !fl.syn()
-            && self.irtt_ns.is_none()
-            && let Some(t) = self.mru_syn_ts
+            && p.rtts.get(IRTT).is_none()
+            && let Some(t) = p.mru_syn_ts
         {
-            self.irtt_ns = Some(ns_between(t, seg.ts));
+            p.rtts.put(IRTT, ns_between(t, seg.ts));
         }
 
-        self.pre_nextseq = f.nextseq;
-        self.wireshark(&mut f, &mut r, seg, info);
+        // A RST is checked against the sender's next sequence number before this packet.
+        let pre_nextseq = f.nextseq;
+        p.wireshark(f, r, seg, info);
         r.unanswered_keepalives = 0;
         if info.kinds.contains(Kind::KeepAlive) && !info.linux_zwp {
             f.unanswered_keepalives = f.unanswered_keepalives.saturating_add(1);
         }
-        self.rfc(from, &mut f, &mut r, seg, info);
+        if fl.rst() {
+            p.rst(from, f, r, seg, pre_nextseq, info);
+        } else {
+            p.rfc(from, f, r, seg, info);
+        }
+        let done = |h: &Half| {
+            h.fin_seq.is_some() && matches!(h.state, TcpState::TimeWait | TcpState::Closed)
+        };
+        if self.ended_at.is_none() && (fl.rst() || done(f) && done(r)) {
+            self.ended_at = Some(seg.ts);
+            self.reset = fl.rst();
+        }
         self.zeek.packet(
             from == Side::Client,
             fl,
@@ -399,13 +444,13 @@ impl Conn {
         }
         info.explain.own_isn = f.isn.map(|s| s.0);
         info.explain.peer_isn = r.isn.map(|s| s.0);
-        self.h[fi] = f;
-        self.h[ri] = r;
         info.states = (self.h[0].state, self.h[1].state);
     }
+}
 
+impl Steps {
     /// Wireshark's `tcp_analyze_sequence_number`, in its order (notes/peers.md §3.2).
-    fn wireshark(&mut self, f: &mut Half, r: &mut Half, seg: &Segment, info: &mut PacketInfo) {
+    fn wireshark(&self, f: &mut Half, r: &mut Half, seg: &Segment, info: &mut PacketInfo) {
         let fl = seg.flags;
         let now = seg.ts;
         let seq = SeqNumber(seg.seq);
@@ -530,7 +575,6 @@ impl Conn {
             if len > 1 && f.nextseq.minus(1) == seq {
                 not_adv = false;
             }
-            let ooo_ns = self.irtt_ns.unwrap_or(OOO_DEFAULT_NS);
             if len > 0 && r.lastack.0 != 0 && seq.plus(len).before_eq(r.lastack) {
                 k.push(Kind::SpuriousRetransmission);
                 k.push(Kind::Retransmission);
@@ -542,7 +586,10 @@ impl Conn {
                 k.push(Kind::FastRetransmission);
                 k.push(Kind::Retransmission);
             } else if not_adv
-                && within(ns_between(f.nextseq_ts, now), ooo_ns)
+                && within(
+                    ns_between(f.nextseq_ts, now),
+                    self.rtts.get(IRTT).unwrap_or(OOO_DEFAULT_NS),
+                )
                 && f.nextseq != nextseq_this
             {
                 k.push(Kind::OutOfOrder);
@@ -567,7 +614,7 @@ impl Conn {
         f.last_flags = this_flags;
     }
 
-    /// RFC 9293 states, handshake and close steps.
+    /// RFC 9293 states, handshake and close steps of a segment without RST.
     fn rfc(
         &mut self,
         from: Side,
@@ -581,10 +628,6 @@ impl Conn {
         let seq = SeqNumber(seg.seq);
         let ack = SeqNumber(seg.ack);
         let to = from.peer();
-        if fl.rst() {
-            self.rst(from, f, r, seg, info);
-            return;
-        }
         let mut close_step = false;
         if fl.ack() {
             // Handshake 3/3: the ACK of the SYN-ACK moves both sides to ESTABLISHED.
@@ -699,12 +742,6 @@ impl Conn {
                     CloseKind::FourWay
                 };
             }
-        }
-        let done = |h: &Half| {
-            h.fin_seq.is_some() && matches!(h.state, TcpState::TimeWait | TcpState::Closed)
-        };
-        if self.ended_at.is_none() && done(f) && done(r) {
-            self.ended_at = Some(now);
         }
     }
 
@@ -850,12 +887,15 @@ impl Conn {
         }
     }
 
+    /// A RST: its acceptability and the states it ends. `pre_nextseq` is the sender's next
+    /// sequence number before this packet.
     fn rst(
         &mut self,
         from: Side,
         f: &mut Half,
         r: &mut Half,
         seg: &Segment,
+        pre_nextseq: SeqNumber,
         info: &mut PacketInfo,
     ) {
         let fl = seg.flags;
@@ -873,7 +913,7 @@ impl Conn {
         } else {
             // RFC 5961 §3.2: exact match resets; in-window draws a challenge ACK.
             let nz = |s: SeqNumber| (s.0 != 0).then_some(s);
-            let expected = nz(self.pre_nextseq).or(nz(r.lastack));
+            let expected = nz(pre_nextseq).or(nz(r.lastack));
             match expected {
                 None => RstCheck::Unknown,
                 Some(e) => {
@@ -922,22 +962,20 @@ impl Conn {
             // close_initiator stays the first FIN's sender (or null): a RST is an abort.
             self.close = CloseKind::Reset;
         }
-        if self.ended_at.is_none() {
-            self.ended_at = Some(seg.ts);
-            self.reset = true;
-        }
     }
+}
 
+impl Conn {
     /// The end-of-connection record.
     pub(crate) fn summary(&self, end: EndReason) -> ConnSummary {
-        let (c, s) = (&self.h[0], &self.h[1]);
-        let handshake = if self.ack_seen {
+        let (c, s, p) = (&self.h[0], &self.h[1], &self.steps);
+        let handshake = if p.ack_seen {
             Handshake::Complete
-        } else if self.refused {
+        } else if p.refused {
             Handshake::Refused
-        } else if self.syn_seen && !self.synack_seen && self.counts[1].packets == 0 {
+        } else if p.syn_seen && !p.synack_seen && self.counts[1].packets == 0 {
             Handshake::Unanswered
-        } else if self.syn_seen || self.synack_seen {
+        } else if p.syn_seen || p.synack_seen {
             Handshake::Incomplete
         } else {
             Handshake::NotSeen
@@ -960,14 +998,14 @@ impl Conn {
             client_state: c.state,
             server_state: s.state,
             handshake,
-            syn_synack_ns: self.rtts.get(SYN_SYNACK),
-            synack_ack_ns: self.rtts.get(SYNACK_ACK),
-            syn_retransmissions: self.syn_rtx,
-            synack_retransmissions: self.synack_rtx,
+            syn_synack_ns: p.rtts.get(SYN_SYNACK),
+            synack_ack_ns: p.rtts.get(SYNACK_ACK),
+            syn_retransmissions: p.syn_rtx,
+            synack_retransmissions: p.synack_rtx,
             client_counts: self.counts[0],
             server_counts: self.counts[1],
-            close: self.close,
-            close_initiator: self.initiator,
+            close: p.close,
+            close_initiator: p.initiator,
             time_wait_on,
             zeek_conn_state: self.zeek.conn_state(),
             zeek_history: ZeekHistory::from_str(self.zeek.history()),
@@ -1018,7 +1056,7 @@ struct TailHalf {
     window: u16,
     syn_tries: u8,
     synacks: u8,
-    /// 0xff: no SYN seen, 0xfe: SYN without the option, else the shift.
+    /// As [`WScale`]: 0xff no SYN seen, 0xfe SYN without the option, else the shift.
     wscale: u8,
     /// State (bits 0-3), `last_flags` (4-5), unanswered keep-alives up to 3 (6-7: only
     /// "at least 2" is ever asked).
@@ -1057,11 +1095,7 @@ impl TailHalf {
             window: h.window,
             syn_tries: u8::try_from(h.syn_tries).ok()?,
             synacks: u8::try_from(h.synacks).ok()?,
-            wscale: match h.wscale {
-                None => 0xff,
-                Some(None) => 0xfe,
-                Some(Some(s)) => s,
-            },
+            wscale: h.wscale.0,
             packed: h.state as u8 | h.last_flags << 4 | h.unanswered_keepalives.min(3) << 6,
             bits: flag(h.isn.is_some(), H_ISN)
                 | flag(h.base.is_some(), H_BASE)
@@ -1084,11 +1118,7 @@ impl TailHalf {
             } else {
                 unpack_time(self.last_syn_ts, base)
             }),
-            wscale: match self.wscale {
-                0xff => None,
-                0xfe => Some(None),
-                s => Some(Some(s)),
-            },
+            wscale: WScale(self.wscale),
             base: opt(H_BASE, self.base),
             nextseq: SeqNumber(self.nextseq),
             nextseq_ts: Timestamp(unpack_time(self.nextseq_ts, base)),
@@ -1151,14 +1181,15 @@ impl Tail {
     /// The tail of a closed connection, or `None` when a number does not fit exactly (then the
     /// connection is kept whole).
     pub(crate) fn of(c: &Conn) -> Option<Tail> {
-        let base = c.last_ts.0;
+        let (base, p) = (c.last_ts.0, &c.steps);
         let ended_at = c.ended_at?;
         // The SYN-ACK's time is only read before the handshake's ACK.
-        if c.reset || !c.ack_seen && (c.syn_seen || c.synack_seen || c.simultaneous) {
+        if c.reset || !p.ack_seen && (p.syn_seen || p.synack_seen || p.simultaneous) {
             return None;
         }
         let flag = |b: bool, f: u8| if b { f } else { 0 };
-        let rtt = match (c.irtt_ns, c.mru_syn_ts) {
+        let irtt = p.rtts.get(IRTT);
+        let rtt = match (irtt, p.mru_syn_ts) {
             (Some(d), _) => pack_time(d, 0)?,
             (None, Some(t)) => pack_time(t.0, base)?,
             (None, None) => 0,
@@ -1172,21 +1203,21 @@ impl Tail {
             id: u32::try_from(c.id).ok()?,
             ended_at: pack_time(ended_at.0, base)?,
             rtt,
-            close_steps: c.close_steps,
-            close_total: c.close_total,
-            initiator: match c.initiator {
+            close_steps: p.close_steps,
+            close_total: p.close_total,
+            initiator: match p.initiator {
                 None => 0,
                 Some(Initiator::Side(s)) => 1 + s.index() as u8,
                 Some(Initiator::Simultaneous) => 3,
             },
             bits: flag(client_is_lo(c.client, c.server), T_CLIENT_LO)
-                | flag(c.syn_seen, T_SYN)
-                | flag(c.synack_seen, T_SYNACK)
-                | flag(c.ack_seen, T_ACK)
-                | flag(c.syn_since_synack, T_SYN_SINCE)
-                | flag(c.simultaneous, T_SIMULTANEOUS)
-                | flag(c.irtt_ns.is_some(), T_IRTT)
-                | flag(c.irtt_ns.is_none() && c.mru_syn_ts.is_some(), T_MRU_SYN),
+                | flag(p.syn_seen, T_SYN)
+                | flag(p.synack_seen, T_SYNACK)
+                | flag(p.ack_seen, T_ACK)
+                | flag(p.syn_since_synack, T_SYN_SINCE)
+                | flag(p.simultaneous, T_SIMULTANEOUS)
+                | flag(irtt.is_some(), T_IRTT)
+                | flag(irtt.is_none() && p.mru_syn_ts.is_some(), T_MRU_SYN),
         })
     }
 
@@ -1219,6 +1250,10 @@ impl Conn {
         let base = t.last_ts.0;
         let (client, server) = t.ends(seg);
         let bit = |f: u8| t.bits & f != 0;
+        let mut rtts = Rtts::default();
+        if bit(T_IRTT) {
+            rtts.put(IRTT, unpack_time(t.rtt, 0));
+        }
         Conn {
             id: t.id(),
             client,
@@ -1228,36 +1263,36 @@ impl Conn {
             numbers: (seg.number, seg.number),
             last_ts: t.last_ts,
             h: [t.h[0].unpack(base), t.h[1].unpack(base)],
+            steps: Steps {
+                syn_seen: bit(T_SYN),
+                synack_seen: bit(T_SYNACK),
+                synack_ts: t.last_ts,
+                ack_seen: bit(T_ACK),
+                refused: false,
+                syn_since_synack: bit(T_SYN_SINCE),
+                simultaneous: bit(T_SIMULTANEOUS),
+                syn_rtx: 0,
+                synack_rtx: 0,
+                mru_syn_ts: bit(T_MRU_SYN).then(|| Timestamp(unpack_time(t.rtt, base))),
+                rtts,
+                close_steps: t.close_steps,
+                close_total: t.close_total,
+                close: CloseKind::None,
+                initiator: match t.initiator {
+                    0 => None,
+                    1 => Some(Initiator::Side(Side::Client)),
+                    2 => Some(Initiator::Side(Side::Server)),
+                    _ => Some(Initiator::Simultaneous),
+                },
+            },
             counts: [SideCounts::default(); 2],
             first_packet: false,
-            syn_seen: bit(T_SYN),
-            synack_seen: bit(T_SYNACK),
-            synack_ts: t.last_ts,
-            ack_seen: bit(T_ACK),
-            refused: false,
-            syn_since_synack: bit(T_SYN_SINCE),
-            simultaneous: bit(T_SIMULTANEOUS),
-            syn_rtx: 0,
-            synack_rtx: 0,
-            mru_syn_ts: bit(T_MRU_SYN).then(|| Timestamp(unpack_time(t.rtt, base))),
-            irtt_ns: bit(T_IRTT).then(|| unpack_time(t.rtt, 0)),
-            rtts: Rtts::default(),
             midstream: false,
             port_reuse: false,
-            close_steps: t.close_steps,
-            close_total: t.close_total,
-            close: CloseKind::None,
-            initiator: match t.initiator {
-                0 => None,
-                1 => Some(Initiator::Side(Side::Client)),
-                2 => Some(Initiator::Side(Side::Server)),
-                _ => Some(Initiator::Simultaneous),
-            },
             ended_at: Some(Timestamp(t.ended_at())),
             reset: false,
             emitted: true,
             zeek: Zeek::default(),
-            pre_nextseq: SeqNumber(0),
             // The record is out: the detectors hold nothing more of this connection.
             client_acked: false,
             server_payload: ServerPayload::default(),

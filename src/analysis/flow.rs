@@ -363,15 +363,57 @@ impl Tails {
     }
 }
 
-/// When the sweep must look at `c` next ([`Conn::wake`]).
-#[inline]
-fn wake(cfg: &AnalysisConfig, c: &Conn) -> i64 {
-    c.wake(
-        cfg.msl_ns.saturating_mul(2),
-        cfg.reset_linger_ns,
-        cfg.close_linger_ns,
-        cfg.idle_ns,
-    )
+/// The analysis's timers as the sweep uses them, worked out once (2 MSL is a product).
+#[derive(Clone, Copy, Debug)]
+struct Timers {
+    two_msl: i64,
+    reset_linger: i64,
+    close_linger: i64,
+    idle: i64,
+}
+
+impl Timers {
+    fn new(cfg: &AnalysisConfig) -> Self {
+        Timers {
+            two_msl: cfg.msl_ns.saturating_mul(2),
+            reset_linger: cfg.reset_linger_ns,
+            close_linger: cfg.close_linger_ns,
+            idle: cfg.idle_ns,
+        }
+    }
+
+    /// When the sweep must look at `c` next ([`Conn::wake`]).
+    #[inline]
+    fn wake(&self, c: &Conn) -> i64 {
+        c.wake(
+            self.two_msl,
+            self.reset_linger,
+            self.close_linger,
+            self.idle,
+        )
+    }
+}
+
+/// A new SYN takes the 4-tuple of `conn`: the old connection ends here and a new one, with id
+/// `next_id`, starts in its place. The next id after it.
+#[cold]
+#[inline(never)]
+fn replace(
+    conn: &mut Conn,
+    next_id: u64,
+    seg: &Segment,
+    info: &mut PacketInfo,
+    ended: &mut Vec<ConnSummary>,
+    stats: &mut AnalysisStats,
+) -> u64 {
+    let old = std::mem::replace(conn, Conn::new(next_id, seg, true));
+    stats.connections += 1;
+    if old.emitted {
+        info.replaced = Some((old.id, old.last_ts));
+    } else {
+        ended.push(old.summary(EndReason::Replaced));
+    }
+    next_id + 1
 }
 
 /// How often (capture time) expired connections are looked for.
@@ -396,8 +438,13 @@ pub struct FlowTable {
     /// Closed connections whose record is out, until 2 MSL after the close.
     tails: Tails,
     cfg: AnalysisConfig,
+    timers: Timers,
     next_id: u64,
     last_sweep: Option<Timestamp>,
+    /// No sweep is due before this capture time (ns): `last_sweep` plus [`SWEEP_NS`], or
+    /// `i64::MIN` before the first packet. One comparison per packet instead of the sweep
+    /// test ([`FlowTable::sweep_if_due`]).
+    next_sweep: i64,
     scratch: Vec<(i64, u64, Key)>,
     due: Vec<(u64, Key, Due)>,
     /// [`FlowTable::finish_some`] has begun: `scratch` holds the connections still to end.
@@ -410,9 +457,11 @@ impl FlowTable {
         FlowTable {
             live: LiveTable::new(),
             tails: Tails::new(&cfg),
+            timers: Timers::new(&cfg),
             cfg,
             next_id: 0,
             last_sweep: None,
+            next_sweep: i64::MIN,
             scratch: Vec::new(),
             due: Vec::new(),
             finishing: false,
@@ -459,6 +508,7 @@ impl FlowTable {
     }
 
     /// Analyses `seg`, whose [`FlowTable::key`] is `fk`.
+    #[inline]
     pub(crate) fn packet(
         &mut self,
         seg: &Segment,
@@ -467,100 +517,125 @@ impl FlowTable {
         ended: &mut Vec<ConnSummary>,
         stats: &mut AnalysisStats,
     ) {
-        let two_msl = self.cfg.msl_ns.saturating_mul(2);
         *info = PacketInfo {
             number: seg.number,
             ts: seg.ts,
-            two_msl_ns: two_msl,
+            two_msl_ns: self.timers.two_msl,
             ..PacketInfo::default()
         };
+        if seg.ts.0 >= self.next_sweep {
+            self.sweep_if_due(seg.ts, ended, stats);
+        }
+        // Most packets belong to a live connection that goes on: that path is kept short, the
+        // others are out of line.
+        let Some((slot, live)) = self.live.find_mut(fk.hash, &fk.key) else {
+            return self.packet_unheld(seg, fk, info, ended, stats);
+        };
+        let conn = &mut live.conn;
+        let before = conn.last_ts;
+        if conn.starts_new(seg) {
+            self.next_id = replace(conn, self.next_id, seg, info, ended, stats);
+        } else if conn.emitted {
+            stats.time_wait_packets += 1;
+            info.after_record = true;
+        }
+        conn.segment(seg, info);
+        // Until its close, a connection's wake time is its last packet plus the idle timeout:
+        // while its clock goes forward, the time set before stays early enough (a sweep that
+        // comes too early sets it again), so only a close or a clock gone back needs a new one.
+        if conn.ended_at.is_some() || conn.last_ts < before {
+            let wake = self.timers.wake(conn);
+            self.live.set_wake(slot, wake);
+        }
+    }
+
+    /// Sweeps when a sweep is due at `now`: a second (capture time) after the last one.
+    #[inline(never)]
+    fn sweep_if_due(
+        &mut self,
+        now: Timestamp,
+        ended: &mut Vec<ConnSummary>,
+        stats: &mut AnalysisStats,
+    ) {
         match self.last_sweep {
-            None => self.last_sweep = Some(seg.ts),
-            Some(t) if seg.ts.0.saturating_sub(t.0) >= SWEEP_NS => {
-                self.sweep(seg.ts, ended, stats);
-                self.last_sweep = Some(seg.ts);
+            None => self.last_sweep = Some(now),
+            Some(t) if now.0.saturating_sub(t.0) >= SWEEP_NS => {
+                self.sweep(now, ended, stats);
+                self.last_sweep = Some(now);
             }
             _ => {}
         }
+        // Before it, `now - last >= SWEEP_NS` cannot hold (when the sum overflows, only
+        // `i64::MAX` comes here and is tested as above).
+        if let Some(t) = self.last_sweep {
+            self.next_sweep = t.0.checked_add(SWEEP_NS).unwrap_or(i64::MAX);
+        }
+    }
+
+    /// [`FlowTable::packet`] for a packet whose connection is not live: a new connection, or a
+    /// late packet of a closed one whose record is out (its tail).
+    #[inline(never)]
+    fn packet_unheld(
+        &mut self,
+        seg: &Segment,
+        fk: &FlowKey,
+        info: &mut PacketInfo,
+        ended: &mut Vec<ConnSummary>,
+        stats: &mut AnalysisStats,
+    ) {
         let (key, h) = (fk.key, fk.hash);
-        let found = self.live.find(h, &key);
         // Only a new connection in a full table costs a second lookup (to evict first).
-        if found.is_none()
-            && self.len() >= self.cfg.max_connections.max(1)
-            && !self.tails.contains_key(&key)
-        {
+        if self.len() >= self.cfg.max_connections.max(1) && !self.tails.contains_key(&key) {
             self.evict(ended, stats);
         }
-        let slot = match found {
-            Some(i) => {
-                let next_id = self.next_id;
-                let conn = &mut self.live.get_mut(i).conn;
-                if conn.starts_new(seg) {
-                    // A new SYN takes the 4-tuple: the old connection ends here.
-                    let old = std::mem::replace(conn, Conn::new(next_id, seg, true));
-                    self.next_id += 1;
-                    stats.connections += 1;
-                    if old.emitted {
-                        info.replaced = Some((old.id, old.last_ts));
-                    } else {
-                        ended.push(old.summary(EndReason::Replaced));
+        let tail = self.tails.remove(&key).map(|t| Conn::from_tail(&t, seg));
+        match tail {
+            Some(mut c) if !c.starts_new(seg) => {
+                // A late packet of a closed connection: analysed by the same code, then
+                // packed again.
+                stats.time_wait_packets += 1;
+                info.after_record = true;
+                c.segment(seg, info);
+                match Tail::of(&c) {
+                    Some(t) => {
+                        self.tails.insert(key, t);
                     }
-                } else if conn.emitted {
-                    stats.time_wait_packets += 1;
-                    info.after_record = true;
+                    None => {
+                        let wake = self.timers.wake(&c);
+                        let s = self.live.insert(h, Live { key, conn: c });
+                        self.live.set_wake(s, wake);
+                    }
                 }
-                i
+                return;
             }
-            None => {
-                let tail = self.tails.remove(&key).map(|t| Conn::from_tail(&t, seg));
-                match tail {
-                    Some(mut c) if !c.starts_new(seg) => {
-                        // A late packet of a closed connection: analysed by the same code,
-                        // then packed again.
-                        stats.time_wait_packets += 1;
-                        info.after_record = true;
-                        c.segment(seg, info);
-                        match Tail::of(&c) {
-                            Some(t) => {
-                                self.tails.insert(key, t);
-                            }
-                            None => {
-                                let wake = wake(&self.cfg, &c);
-                                let s = self.live.insert(h, Live { key, conn: c });
-                                self.live.set_wake(s, wake);
-                            }
-                        }
-                        return;
-                    }
-                    Some(ref c) => {
-                        // Its record is out: only its TIME_WAIT ends here.
-                        info.replaced = Some((c.id, c.last_ts));
-                    }
-                    None => {}
-                }
-                let id = self.next_id;
-                self.next_id += 1;
-                stats.connections += 1;
-                let conn = Conn::new(id, seg, tail.is_some());
-                self.live.insert(h, Live { key, conn })
+            Some(ref c) => {
+                // Its record is out: only its TIME_WAIT ends here.
+                info.replaced = Some((c.id, c.last_ts));
             }
-        };
+            None => {}
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        stats.connections += 1;
+        let conn = Conn::new(id, seg, tail.is_some());
+        let slot = self.live.insert(h, Live { key, conn });
         let conn = &mut self.live.get_mut(slot).conn;
         conn.segment(seg, info);
-        let wake = wake(&self.cfg, conn);
+        let wake = self.timers.wake(conn);
         self.live.set_wake(slot, wake);
+        // Only a new connection makes the table hold more.
         stats.peak_live = stats.peak_live.max(self.len() as u64);
     }
 
     /// Frees closed-and-expired and idle connections; emits the records of closed ones whose
     /// linger is over and keeps their tails.
     fn sweep(&mut self, now: Timestamp, ended: &mut Vec<ConnSummary>, stats: &mut AnalysisStats) {
-        let two_msl = self.cfg.msl_ns.saturating_mul(2);
-        let (linger, close_linger, idle) = (
-            self.cfg.reset_linger_ns,
-            self.cfg.close_linger_ns,
-            self.cfg.idle_ns,
-        );
+        let Timers {
+            two_msl,
+            reset_linger: linger,
+            close_linger,
+            idle,
+        } = self.timers;
         self.due.clear();
         // Connections looked at but not due (their wake time was an early guess) get theirs.
         let mut rewake = Vec::new();
@@ -577,7 +652,7 @@ impl FlowTable {
             {
                 Due::Linger
             } else {
-                rewake.push((slot, wake(&self.cfg, c)));
+                rewake.push((slot, self.timers.wake(c)));
                 continue;
             };
             self.due.push((c.id, l.key, due));
@@ -601,7 +676,7 @@ impl FlowTable {
                         self.remove(&k);
                         self.tails.insert(k, t);
                     } else {
-                        let wake = wake(&self.cfg, &self.live.get_mut(i).conn);
+                        let wake = self.timers.wake(&self.live.get_mut(i).conn);
                         self.live.set_wake(i, wake);
                     }
                 }
@@ -755,20 +830,30 @@ pub(super) mod tests {
                 std::mem::take(&mut ended)
             };
             // Port 1 last seen at base + 3 s (after a packet at base + 5 s: time went back);
-            // port 2 at base + 4 s; port 3 keeps the clock going, a packet a second.
+            // port 2 at base + 4 s; port 3 keeps the clock going, a packet a second; port 4
+            // has a packet a second from base + 6 s to base + 9 s (its wake time is not moved
+            // on by each packet).
             feed(&mut t, 1, base + 5 * S);
             feed(&mut t, 1, base + 3 * S);
             feed(&mut t, 2, base + 4 * S);
             let mut gone = Vec::new();
             for sec in 6..=20 {
-                for c in feed(&mut t, 3, base + sec * S) {
+                let mut ended = feed(&mut t, 3, base + sec * S);
+                if sec <= 9 {
+                    ended.extend(feed(&mut t, 4, base + sec * S));
+                }
+                for c in ended {
                     gone.push((c.id, sec, c.end));
                 }
             }
             // The idle rule, worked out here: ends at the first sweep at or after last + 10 s.
             assert_eq!(
                 gone,
-                vec![(0, 13, EndReason::Idle), (1, 14, EndReason::Idle)],
+                vec![
+                    (0, 13, EndReason::Idle),
+                    (1, 14, EndReason::Idle),
+                    (3, 19, EndReason::Idle)
+                ],
                 "base {base}"
             );
         }

@@ -248,9 +248,10 @@ impl Zeek {
 
     fn state_machine(&mut self, orig: bool, flags: TcpFlags, len: u32) {
         let (syn, fin, rst, ack) = (flags.syn(), flags.fin(), flags.rst(), flags.ack());
-        let i = usize::from(!orig);
-        let (mut e, mut p) = (self.ends[i], self.ends[1 - i]);
-        let orig_state = self.ends[0].state;
+        let [o, r] = &mut self.ends;
+        let orig_state = o.state;
+        // This packet's sender and its peer, worked on in place.
+        let (e, p) = if orig { (o, r) } else { (r, o) };
         match e.state {
             ZState::Inactive => {
                 if syn {
@@ -312,8 +313,6 @@ impl Zeek {
             }
             ZState::Reset => {}
         }
-        self.ends[i] = e;
-        self.ends[1 - i] = p;
     }
 
     /// The history string (ASCII).

@@ -385,6 +385,10 @@ pub struct Detectors {
     half_open_q: VecDeque<(i64, u64)>,
     /// `half_open_q` is cleaned out when longer than this.
     half_open_limit: usize,
+    /// When the first entry of one of the timer queues (`pending`, `half_open_q`, the
+    /// TIME_WAIT detector's) comes due ([`Detectors::first_due`]): before it, moving the clock
+    /// has nothing to do, and most packets look at this one number instead of three queues.
+    next_due: i64,
     flood: synflood::SynFlood,
     tw: timewait::TimeWait,
     cookies: cookies::SynCookies,
@@ -407,6 +411,7 @@ impl Detectors {
             pending: VecDeque::new(),
             half_open_q: VecDeque::new(),
             half_open_limit: HALF_OPEN_LIMIT_MIN,
+            next_due: i64::MAX,
             flood: synflood::SynFlood::new(cfg),
             tw: timewait::TimeWait::new(cfg),
             cookies: cookies::SynCookies::new(cfg),
@@ -444,6 +449,7 @@ impl Detectors {
                 compact(&mut self.pending, tracks.len(), |e| {
                     tracks.contains_key(&e.1)
                 });
+                self.next_due = self.first_due();
             }
         } else if let Some(t) = self
             .needs_track(from, seg, info)
@@ -482,6 +488,7 @@ impl Detectors {
                         compact_past(&mut self.half_open_q, &mut self.half_open_limit, |e| {
                             tracks.contains_key(&e.1)
                         });
+                        self.next_due = self.first_due();
                     }
                 }
             } else if k.contains(Kind::SynackRetransmission) {
@@ -499,6 +506,20 @@ impl Detectors {
                 self.flood.half_open_end(t, seg.ts);
             }
         }
+        if info.transitions().any(|tr| tr.to == TcpState::TimeWait) {
+            self.time_wait(seg, info, from);
+        }
+        if self.may_fire {
+            self.collect_fired();
+        }
+    }
+
+    /// The TIME_WAIT transitions of a packet, which few packets have. Out of line: inlined,
+    /// the work it does for every such transition was hoisted in front of the loop over
+    /// transitions and done for every packet.
+    #[cold]
+    #[inline(never)]
+    fn time_wait(&mut self, seg: &Segment, info: &PacketInfo, from: Side) {
         for tr in info.transitions() {
             if tr.to == TcpState::TimeWait {
                 let (host, peer) = if (tr.side == Side::Client) == (from == Side::Client) {
@@ -512,13 +533,11 @@ impl Detectors {
                         SocketAddr::new(seg.src, seg.sport),
                     )
                 };
-                self.tw.enter(id, tr.side, host, peer, seg.ts);
+                self.tw.enter(info.conn, tr.side, host, peer, seg.ts);
                 self.may_fire = true;
             }
         }
-        if self.may_fire {
-            self.collect_fired();
-        }
+        self.next_due = self.first_due();
     }
 
     /// Whether a packet that starts no track can change its connection's track. Most packets
@@ -576,6 +595,9 @@ impl Detectors {
             return;
         }
         self.now = now;
+        if now.0 < self.next_due {
+            return;
+        }
         let grace = self.cfg.grace_ns;
         while let Some(&(syn_ts, id)) = self.pending.front() {
             if syn_ts.saturating_add(grace) > now.0 {
@@ -601,6 +623,18 @@ impl Detectors {
             }
         }
         self.tw.advance(now);
+        self.next_due = self.first_due();
+    }
+
+    /// When [`Detectors::advance`] next has work: the earliest time at which the first entry
+    /// of a timer queue is due. Only the first entries count, as `advance` looks at nothing
+    /// else; so this is worked out again whenever a queue changes.
+    fn first_due(&self) -> i64 {
+        let pending = self.pending.front().map_or(i64::MAX, |&(syn_ts, _)| {
+            syn_ts.saturating_add(self.cfg.grace_ns)
+        });
+        let half_open = self.half_open_q.front().map_or(i64::MAX, |&(at, _)| at);
+        pending.min(half_open).min(self.tw.next_due())
     }
 
     fn collect_fired(&mut self) {

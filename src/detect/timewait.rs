@@ -411,6 +411,11 @@ impl TimeWait {
         }
     }
 
+    /// When [`TimeWait::advance`] next has work: the time the first entry leaves.
+    pub(crate) fn next_due(&self) -> i64 {
+        self.ring.front().map_or(i64::MAX, |e| e.at)
+    }
+
     /// A connection ended: a new connection on its 4-tuple ends TIME_WAIT early.
     pub(crate) fn conn_end(&mut self, c: &ConnSummary) {
         if c.end == EndReason::Replaced {
