@@ -648,9 +648,6 @@ fn run_split(
             // Hands the batch over and takes the next to fill; false when the back has
             // stopped.
             let mut hand_over = |batch: &mut Batch| {
-                if std::env::var_os("TL_FRONTW").is_some() {
-                    output.write_ready(false, usize::MAX);
-                }
                 let sent = match full_tx.try_send(std::mem::take(batch)) {
                     Ok(()) => true,
                     Err(TrySendError::Disconnected(_)) => false,
