@@ -11,65 +11,18 @@
 mod common;
 mod json_support;
 
-use clap::Parser;
-use std::ffi::OsStr;
+use common::split::{self, read_config};
 use std::path::Path;
-use tcplens::cli::{Cli, Command as Sub};
 use tcplens::config::Config;
-use tcplens::pipeline::run_file;
-
-fn config(flags: &[&str], color: bool) -> Config {
-    let mut args = vec!["tcplens", "read", "-"];
-    args.extend_from_slice(flags);
-    let cli = Cli::try_parse_from(args).expect("flags");
-    let Sub::Read { output, .. } = cli.command else {
-        unreachable!("read")
-    };
-    Config {
-        color,
-        ..Config::from_output_args(&output).expect("config")
-    }
-}
-
-/// Output and exit summary of one run; `one_thread` takes the live capture's path.
-fn run(path: &Path, cfg: &Config, one_thread: bool) -> (Vec<u8>, String) {
-    let cfg = Config {
-        flush_each: one_thread,
-        ..cfg.clone()
-    };
-    let mut out = Vec::new();
-    let end = match run_file(path.to_str().unwrap(), &cfg, None, &mut out) {
-        Ok(o) => format!("{:?} {:?}", o.stats, o.damage.map(|d| d.to_string())),
-        Err(e) => format!("error {e:#}"),
-    };
-    (out, end)
-}
 
 /// Runs both paths and asserts the same bytes; returns the output.
 fn compare(path: &Path, flags: &[&str], color: bool) -> Vec<u8> {
-    let cfg = config(flags, color);
-    let (split, split_end) = run(path, &cfg, false);
-    let (inline, inline_end) = run(path, &cfg, true);
+    let cfg = Config {
+        color,
+        ..read_config(flags)
+    };
     let what = format!("{} {flags:?} color {color}", path.display());
-    assert_eq!(split_end, inline_end, "{what}");
-    if split != inline {
-        let at = split
-            .iter()
-            .zip(&inline)
-            .position(|(a, b)| a != b)
-            .unwrap_or(split.len().min(inline.len()));
-        let show = |b: &[u8]| {
-            String::from_utf8_lossy(&b[at.saturating_sub(200)..(at + 200).min(b.len())])
-                .into_owned()
-        };
-        panic!(
-            "{what}: the two-thread output differs from the one-thread output at byte {at}\n \
-             two threads: {}\n one thread:  {}",
-            show(&split),
-            show(&inline)
-        );
-    }
-    split
+    split::compare(path, &cfg, &what)
 }
 
 /// The annotated mode, with `--explain`, stopped part-way by `-c`, and with connections ended
@@ -107,27 +60,10 @@ fn split_annotated_output_is_the_one_thread_output_on_every_capture() {
 #[test]
 fn split_annotated_output_is_the_one_thread_output_on_generated_workloads() {
     let dir = tempfile::tempdir().unwrap();
-    let workloads: [&[&str]; 2] = [
-        &["--flows", "300", "--seed", "1"],
-        &[
-            "--flows",
-            "150",
-            "--seed",
-            "7",
-            "--pcapng",
-            "--ipv6-share",
-            "0.3",
-            "--syn-flood",
-            "200",
-        ],
-    ];
-    for (i, args) in workloads.iter().enumerate() {
-        let pcap = dir.path().join(format!("w{i}.cap"));
-        let out = [OsStr::new("--out"), pcap.as_os_str()];
-        common::gen_pcap(args.iter().map(OsStr::new).chain(out));
+    for (i, pcap) in split::workloads(dir.path()).iter().enumerate() {
         for flags in MODES {
             for color in [false, true] {
-                let bytes = compare(&pcap, flags, color);
+                let bytes = compare(pcap, flags, color);
                 let what = format!("w{i} {flags:?} color {color}");
                 if flags.contains(&"-c") {
                     continue;

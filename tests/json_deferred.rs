@@ -11,62 +11,16 @@
 mod common;
 mod json_support;
 
-use clap::Parser;
+use common::split::{self, read_config};
 use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::path::Path;
-use tcplens::cli::{Cli, Command as Sub};
-use tcplens::config::Config;
 use tcplens::pipeline::run_file;
 
-fn config(flags: &[&str]) -> Config {
-    let mut args = vec!["tcplens", "read", "-"];
-    args.extend_from_slice(flags);
-    let cli = Cli::try_parse_from(args).expect("flags");
-    let Sub::Read { output, .. } = cli.command else {
-        unreachable!("read")
-    };
-    Config::from_output_args(&output).expect("config")
-}
-
-/// Output and exit summary of one run; `one_thread` takes the live capture's path.
-fn run(path: &Path, cfg: &Config, one_thread: bool) -> (Vec<u8>, String) {
-    let cfg = Config {
-        flush_each: one_thread,
-        ..cfg.clone()
-    };
-    let mut out = Vec::new();
-    let end = match run_file(path.to_str().unwrap(), &cfg, None, &mut out) {
-        Ok(o) => format!("{:?} {:?}", o.stats, o.damage.map(|d| d.to_string())),
-        Err(e) => format!("error {e:#}"),
-    };
-    (out, end)
-}
-
+/// Runs both paths and asserts the same bytes; returns the output's length.
 fn compare(path: &Path, flags: &[&str]) -> usize {
-    let cfg = config(flags);
-    let (split, split_end) = run(path, &cfg, false);
-    let (inline, inline_end) = run(path, &cfg, true);
-    assert_eq!(split_end, inline_end, "{} {flags:?}", path.display());
-    if split != inline {
-        let at = split
-            .iter()
-            .zip(&inline)
-            .position(|(a, b)| a != b)
-            .unwrap_or(split.len().min(inline.len()));
-        let show = |b: &[u8]| {
-            String::from_utf8_lossy(&b[at.saturating_sub(200)..(at + 200).min(b.len())])
-                .into_owned()
-        };
-        panic!(
-            "{} {flags:?}: the two-thread output differs from the one-thread output at byte \
-             {at}\n two threads: {}\n one thread:  {}",
-            path.display(),
-            show(&split),
-            show(&inline)
-        );
-    }
-    split.len()
+    let what = format!("{} {flags:?}", path.display());
+    split::compare(path, &read_config(flags), &what).len()
 }
 
 /// Both reports, stopped part-way by `-c`, and with connections ended early by a short 2 MSL
@@ -93,24 +47,7 @@ fn deferred_records_match_inline_records_on_every_capture() {
 #[test]
 fn deferred_records_match_inline_records_on_generated_workloads() {
     let dir = tempfile::tempdir().unwrap();
-    let workloads: [&[&str]; 2] = [
-        &["--flows", "300", "--seed", "1"],
-        &[
-            "--flows",
-            "150",
-            "--seed",
-            "7",
-            "--pcapng",
-            "--ipv6-share",
-            "0.3",
-            "--syn-flood",
-            "200",
-        ],
-    ];
-    for (i, args) in workloads.iter().enumerate() {
-        let pcap = dir.path().join(format!("w{i}.cap"));
-        let out = [OsStr::new("--out"), pcap.as_os_str()];
-        common::gen_pcap(args.iter().map(OsStr::new).chain(out));
+    for pcap in split::workloads(dir.path()) {
         for flags in MODES {
             let bytes = compare(&pcap, flags);
             // Enough output that the run spans many batches.
@@ -145,8 +82,8 @@ fn an_output_error_ends_the_run_with_it() {
     let args = ["--flows", "300", "--seed", "2", "--out"].map(OsStr::new);
     common::gen_pcap(args.into_iter().chain([pcap.as_os_str()]));
     for flags in [&["--json"][..], &["--ndjson"]] {
-        let cfg = config(flags);
-        let (all, _) = run(&pcap, &cfg, false);
+        let cfg = read_config(flags);
+        let (all, _) = split::run(&pcap, &cfg, false);
         // Early, in the middle (records written by the output's writer), and at the last bytes.
         for room in [10, all.len() / 2, all.len() - 1] {
             let mut out = Full { room, taken: 0 };

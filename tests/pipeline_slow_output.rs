@@ -4,25 +4,18 @@
 
 mod common;
 
-use clap::Parser;
+use common::split::read_config;
 use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
-use tcplens::cli::{Cli, Command as Sub};
 use tcplens::config::Config;
 use tcplens::pipeline::run_file;
 
 fn config(flags: &[&str], one_thread: bool) -> Config {
-    let mut args = vec!["tcplens", "read", "-"];
-    args.extend_from_slice(flags);
-    let cli = Cli::try_parse_from(args).expect("flags");
-    let Sub::Read { output, .. } = cli.command else {
-        unreachable!("read")
-    };
     Config {
         flush_each: one_thread,
-        ..Config::from_output_args(&output).expect("config")
+        ..read_config(flags)
     }
 }
 

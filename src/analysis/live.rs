@@ -132,25 +132,11 @@ impl LiveTable {
     /// [`LiveTable::get_mut`], without working out the slot's place twice.
     #[inline]
     pub(super) fn find_mut(&mut self, h: u64, k: &Key) -> Option<(u32, &mut Live)> {
-        if self.index.is_empty() {
-            return None;
-        }
-        let (tag, mask) = (h >> 32, self.mask());
-        let mut p = Self::home(tag, mask);
-        loop {
-            let e = *self.index.get(p)?;
-            if e == EMPTY {
-                return None;
-            }
-            let s = e as u32;
-            if e >> 32 == tag && self.at(s).is_some_and(|l| l.key == *k) {
-                // The same steps as `at`, so that the compiler reuses what it read there.
-                let i = s as usize;
-                let chunk = self.chunks.get_mut(i >> CHUNK_BITS)?;
-                return chunk.get_mut(i & (CHUNK - 1))?.as_mut().map(|l| (s, l));
-            }
-            p = (p + 1) & mask;
-        }
+        let (_, s) = self.position(h, k)?;
+        // The same steps as `at`, so that the compiler reuses what it read there.
+        let i = s as usize;
+        let chunk = self.chunks.get_mut(i >> CHUNK_BITS)?;
+        chunk.get_mut(i & (CHUNK - 1))?.as_mut().map(|l| (s, l))
     }
 
     /// The connection in slot `i`, which [`LiveTable::find`] or [`LiveTable::insert`] gave.

@@ -2,6 +2,8 @@
 //! comparison rule.
 #![allow(dead_code)]
 
+pub mod split;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
