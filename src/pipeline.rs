@@ -867,3 +867,42 @@ pub fn run_live(
     let outcome = run.finish(result, None, Some(source.linktype()))?;
     Ok((outcome, source.stats()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pace whose last wait lasted `last` and ended `ago`.
+    fn pace(ago: Duration, last: Duration) -> Pace {
+        Pace {
+            since: Instant::now() - ago,
+            last,
+        }
+    }
+
+    #[test]
+    fn a_thread_that_worked_longer_than_it_last_waited_polls() {
+        let ms = Duration::from_millis;
+        assert_eq!(pace(ms(3), ms(2)).wait().limit, POLL);
+        assert_eq!(Pace::new().wait().limit, POLL);
+    }
+
+    #[test]
+    fn a_thread_that_mostly_waits_sleeps_at_once() {
+        let ms = Duration::from_millis;
+        let p = pace(ms(1), ms(50)).wait();
+        assert_eq!(p.limit, Duration::ZERO);
+        assert!(!p.again());
+    }
+
+    #[test]
+    fn a_wait_is_measured_from_its_start_to_its_end() {
+        let mut pace = pace(Duration::ZERO, Duration::ZERO);
+        let p = pace.wait();
+        std::thread::sleep(Duration::from_millis(5));
+        pace.waited(&p);
+        assert!(pace.last >= Duration::from_millis(5), "{:?}", pace.last);
+        // Right after a 5 ms wait the thread has worked less than that: no polling.
+        assert_eq!(pace.wait().limit, Duration::ZERO);
+    }
+}
