@@ -128,8 +128,9 @@ impl LiveTable {
         self.position(h, k).map(|(_, s)| s)
     }
 
-    /// The slot and the connection with key `k` (hash `h`): [`LiveTable::find`], then
-    /// [`LiveTable::get_mut`], without working out the slot's place twice.
+    /// The slot and the connection with key `k` (hash `h`): [`LiveTable::find`], then the
+    /// slot read by the same steps as the probe's (which the compiler reuses) rather than by
+    /// [`LiveTable::get_mut`]'s.
     #[inline]
     pub(super) fn find_mut(&mut self, h: u64, k: &Key) -> Option<(u32, &mut Live)> {
         let (_, s) = self.position(h, k)?;
